@@ -1,0 +1,196 @@
+//! An open-addressing multimap from a 32-bit hash tag to a slot number, used for both indexes
+//! (binding key → slot, resource → slot). Entries are 8 bytes: the tag, which also fixes the
+//! home bucket, and the slot. The full key is compared by the caller against the record in the
+//! mapping, so the index stays small (bytes per lease is a target). Linear probing with
+//! backward-shift deletion: no tombstones, so lookups never degrade with churn.
+
+const EMPTY: u64 = u64::MAX;
+const MIN_CAPACITY: usize = 16;
+
+pub struct Index {
+    entries: Vec<u64>,
+    len: usize,
+}
+
+#[inline]
+fn pack(tag: u32, slot: u32) -> u64 {
+    (u64::from(tag) << 32) | u64::from(slot)
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl Index {
+    pub fn with_capacity(n: usize) -> Self {
+        // Keep the load at most 7/8.
+        let cap = (n + n / 7 + 1).next_power_of_two().max(MIN_CAPACITY);
+        Index {
+            entries: vec![EMPTY; cap],
+            len: 0,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.len() * 8
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.entries.len() - 1
+    }
+
+    #[inline]
+    fn home(&self, tag: u32) -> usize {
+        // Fibonacci hashing spreads tags that differ only in high bits.
+        (tag.wrapping_mul(0x9e37_79b1) as usize) & self.mask()
+    }
+
+    /// Every slot filed under `tag`, in probe order, until `f` returns `Some`.
+    #[inline]
+    pub fn find<T>(&self, tag: u32, mut f: impl FnMut(u32) -> Option<T>) -> Option<T> {
+        let mask = self.mask();
+        let mut i = self.home(tag);
+        loop {
+            let e = self.entries[i];
+            if e == EMPTY {
+                return None;
+            }
+            if (e >> 32) as u32 == tag {
+                if let Some(t) = f(e as u32) {
+                    return Some(t);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    pub fn insert(&mut self, tag: u32, slot: u32) {
+        assert!(slot != u32::MAX);
+        if (self.len + 1) * 8 > self.entries.len() * 7 {
+            self.grow();
+        }
+        self.insert_no_grow(pack(tag, slot));
+        self.len += 1;
+    }
+
+    fn insert_no_grow(&mut self, e: u64) {
+        let mask = self.mask();
+        let mut i = self.home((e >> 32) as u32);
+        while self.entries[i] != EMPTY {
+            debug_assert!(self.entries[i] != e, "duplicate index entry");
+            i = (i + 1) & mask;
+        }
+        self.entries[i] = e;
+    }
+
+    fn grow(&mut self) {
+        let new_cap = self.entries.len() * 2;
+        let old = std::mem::replace(&mut self.entries, vec![EMPTY; new_cap]);
+        for e in old {
+            if e != EMPTY {
+                self.insert_no_grow(e);
+            }
+        }
+    }
+
+    fn position(&self, e: u64) -> Option<usize> {
+        let mask = self.mask();
+        let mut i = self.home((e >> 32) as u32);
+        loop {
+            let cur = self.entries[i];
+            if cur == EMPTY {
+                return None;
+            }
+            if cur == e {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Point the entry (`tag`, `old`) at `new`. Returns false if there is no such entry.
+    pub fn replace(&mut self, tag: u32, old: u32, new: u32) -> bool {
+        match self.position(pack(tag, old)) {
+            Some(i) => {
+                self.entries[i] = pack(tag, new);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Remove the entry (`tag`, `slot`). Returns false if there is no such entry.
+    pub fn remove(&mut self, tag: u32, slot: u32) -> bool {
+        let Some(mut hole) = self.position(pack(tag, slot)) else {
+            return false;
+        };
+        // Backward-shift: move later entries of the cluster into the hole when that brings them
+        // no further from their home bucket.
+        let mask = self.mask();
+        let mut i = hole;
+        loop {
+            i = (i + 1) & mask;
+            let e = self.entries[i];
+            if e == EMPTY {
+                break;
+            }
+            let home = self.home((e >> 32) as u32);
+            // Can `e` live at `hole`? Yes unless its home lies cyclically in (hole, i].
+            let dist_i = i.wrapping_sub(home) & mask;
+            let dist_hole = hole.wrapping_sub(home) & mask;
+            if dist_hole <= dist_i {
+                self.entries[hole] = e;
+                hole = i;
+            }
+        }
+        self.entries[hole] = EMPTY;
+        self.len -= 1;
+        true
+    }
+
+    /// All (tag, slot) pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.entries
+            .iter()
+            .filter(|&&e| e != EMPTY)
+            .map(|&e| ((e >> 32) as u32, e as u32))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn matches_a_set_under_churn() {
+        let mut ix = Index::default();
+        let mut model = HashSet::new();
+        let mut x = 12345u64;
+        for _ in 0..200_000 {
+            x = super::super::hash::fmix64(x);
+            let tag = (x % 64) as u32; // many collisions on purpose
+            let slot = ((x >> 20) % 5000) as u32;
+            if x & (1 << 40) != 0 {
+                if model.insert((tag, slot)) {
+                    ix.insert(tag, slot);
+                }
+            } else {
+                assert_eq!(ix.remove(tag, slot), model.remove(&(tag, slot)));
+            }
+            assert_eq!(ix.len(), model.len());
+        }
+        for &(t, s) in &model {
+            assert_eq!(ix.find(t, |c| (c == s).then_some(())), Some(()));
+        }
+        assert_eq!(ix.iter().count(), model.len());
+    }
+}

@@ -1,0 +1,166 @@
+//! The memory mapping of the lease file: the only module of the lease table with `unsafe`.
+//!
+//! The file is mapped once with a fixed *virtual* length (`max_bytes`, the configured maximum
+//! size of the file), larger than the file itself. The file grows with `fallocate`, which both
+//! extends it and allocates its blocks, so the pages the table writes always exist on disk: a
+//! store into a mapped page can then never fault for lack of space (a store into a hole of a
+//! sparse file on a full disk would raise SIGBUS). Growing never remaps, so no lock is needed
+//! to keep the base address valid. `valid_len` is the part of the mapping backed by the file;
+//! every access is checked against it, which turns a logic error into a panic instead of a
+//! SIGBUS.
+//!
+//! Concurrency contract (upheld by the table, see `docs/lease-table.md`): a byte range is
+//! written only by the thread that holds the lock of the shard owning it, and a range that an
+//! index refers to is never written (updates are copy-on-write). Reads of a range happen under
+//! a lock that orders them after the write that filled it.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub struct Region {
+    /// Kept for its `Drop` (munmap); all access goes through `base`.
+    _map: memmap2::MmapMut,
+    base: *mut u8,
+    max_len: usize,
+    valid_len: AtomicUsize,
+}
+
+// SAFETY: `Region` is a raw view of a shared file mapping that lives as long as the `Region`.
+// Moving it between threads is fine; concurrent access is governed by the contract in the
+// module docs, enforced by the shard locks of the table.
+unsafe impl Send for Region {}
+// SAFETY: as above; every method takes `&self` and touches only ranges its caller owns.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// Map `max_len` bytes of `file` read-write and shared. `file_len` bytes of it are backed.
+    pub fn map(file: &File, max_len: usize, file_len: usize) -> io::Result<Region> {
+        assert!(file_len <= max_len, "file longer than its mapping");
+        // SAFETY: the mapping is shared with the file on disk. Another process modifying the
+        // file while it is mapped would change memory under us; the lease file is owned by this
+        // server (an exclusive `flock` is held for the lifetime of the table), and offline
+        // readers map it read-only. Bytes beyond the end of the file are never touched (every
+        // access is checked against `valid_len`).
+        let mut map = unsafe { memmap2::MmapOptions::new().len(max_len).map_mut(file)? };
+        let base = map.as_mut_ptr();
+        Ok(Region {
+            _map: map,
+            base,
+            max_len,
+            valid_len: AtomicUsize::new(file_len),
+        })
+    }
+
+    pub fn valid_len(&self) -> usize {
+        self.valid_len.load(Ordering::Acquire)
+    }
+
+    /// Declare that the file now backs `len` bytes (after a successful `fallocate`).
+    pub fn set_valid_len(&self, len: usize) {
+        assert!(len <= self.max_len);
+        assert!(len >= self.valid_len());
+        self.valid_len.store(len, Ordering::Release);
+    }
+
+    #[inline]
+    fn check(&self, off: usize, n: usize) {
+        let end = off.checked_add(n).expect("offset overflow");
+        assert!(
+            end <= self.valid_len.load(Ordering::Relaxed),
+            "access past the backed file: {off}+{n}"
+        );
+    }
+
+    /// Copy `N` bytes at `off` out of the mapping.
+    #[inline]
+    pub fn read<const N: usize>(&self, off: usize) -> [u8; N] {
+        self.check(off, N);
+        let mut out = [0u8; N];
+        // SAFETY: `off..off+N` lies inside the backed part of the live mapping (checked above);
+        // the caller owns the range per the module contract, so no write races this copy; `out`
+        // is a distinct local buffer.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(off), out.as_mut_ptr(), N) };
+        out
+    }
+
+    /// Copy `bytes` into the mapping at `off`.
+    #[inline]
+    pub fn write(&self, off: usize, bytes: &[u8]) {
+        self.check(off, bytes.len());
+        // SAFETY: in bounds (checked above); the caller holds the lock owning the range and no
+        // index refers to it, so no other thread reads or writes it concurrently.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(off), bytes.len()) };
+    }
+
+    /// Store one byte with release ordering, after the bytes written before it.
+    #[inline]
+    pub fn write_u8_release(&self, off: usize, v: u8) {
+        self.check(off, 1);
+        std::sync::atomic::fence(Ordering::Release);
+        // SAFETY: in bounds (checked above) and owned by the caller per the module contract. A
+        // single-byte volatile store cannot tear.
+        unsafe { std::ptr::write_volatile(self.base.add(off), v) };
+    }
+
+    /// Read one byte.
+    #[inline]
+    pub fn read_u8(&self, off: usize) -> u8 {
+        self.check(off, 1);
+        // SAFETY: in bounds (checked above); owned by the caller per the module contract.
+        unsafe { std::ptr::read_volatile(self.base.add(off)) }
+    }
+}
+
+/// Read-only mapping of a whole file, for offline inspection.
+pub struct ReadOnly {
+    map: memmap2::Mmap,
+}
+
+impl ReadOnly {
+    pub fn map(file: &File) -> io::Result<ReadOnly> {
+        // SAFETY: a private read-only view. If a running server writes the file meanwhile, the
+        // bytes we read may change under us: every record is copied out and checksummed before
+        // it is used, so the worst case is a record reported as corrupt, never undefined
+        // behaviour in safe code that holds only copies.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        Ok(ReadOnly { map })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+/// Extend `file` to at least `off + len` bytes and allocate every block of that range, so that
+/// later stores through the mapping cannot fail for lack of space.
+pub fn fallocate(file: &File, off: u64, len: u64) -> io::Result<()> {
+    let off =
+        libc::off_t::try_from(off).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    loop {
+        // SAFETY: plain syscall on a valid, open file descriptor; no memory is passed.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, off, len) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Take an exclusive advisory lock on the file, so two servers never map one lease file.
+pub fn lock_exclusive(file: &File) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid, open file descriptor.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

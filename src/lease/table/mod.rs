@@ -1,0 +1,1407 @@
+//! The lease table: a sharded, memory-mapped, crash-safe [`LeaseStore`].
+//!
+//! File format, growth, lock order and durability are described in `docs/lease-table.md`; in
+//! short:
+//! - The file is a 4 KiB header (two checksummed copies) followed by 96-byte records, each with
+//!   its own checksum. Records are grouped in chunks; chunk `c` belongs to key shard
+//!   `c % shards`. A shard that runs out of slots claims its next chunk, growing the file with
+//!   `fallocate` (the mapping is reserved once at its maximum size and never moves).
+//! - A binding lives in the key shard of its (DUID, IAID, IA type). Each key shard has a mutex
+//!   and an index of its bindings; each resource shard has a mutex and an index from address or
+//!   prefix to slot; each prefix pool has a free bitmap with a hierarchical summary. Indexes are
+//!   rebuilt from the records at open.
+//! - Lock order: key shard → pool registry (read or write) → pool bitmap → resource shard. At
+//!   most one lock of each kind is held at a time.
+//! - Records referenced by an index are never modified: an update writes a new record into a
+//!   free slot of the same shard, repoints the indexes, then frees the old slot. A `kill -9` at
+//!   any moment leaves either the old or the new record intact (both, at worst, and the higher
+//!   update sequence number wins at open).
+#![allow(clippy::too_many_arguments)]
+
+mod bitmap;
+mod export;
+mod hash;
+mod header;
+mod index;
+mod map;
+mod record;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::net::Ipv6Addr;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use export::{export, read_all, ExportFilter, ExportFormat, ExportSummary, LeaseEntry};
+pub use header::Geometry;
+pub use record::{BindingState, DUID_MAX, RECORD_SIZE};
+
+use self::bitmap::FreeBitmap;
+use self::header::HEADER_BYTES;
+use self::index::Index;
+use self::map::Region;
+use self::record::{
+    Record, Slot, DUID_INLINE_MAX, DUID_INLINE_PREFIX, EXT_DATA, STATE_EMPTY, STATE_EXT,
+    STATE_OFFSET,
+};
+use super::{
+    AllocRequest, BindingKey, IaType, Lease, LeaseStore, Lifetimes, PoolSpec, Resource, StoreError,
+};
+
+/// IA_NA candidates tried by hashing before a linear scan (small pools) or giving up (large).
+const NA_HASH_PROBES: u64 = 64;
+/// Pools up to this size are scanned linearly after the hashed probes, so a nearly full small
+/// pool still finds its last free address.
+const NA_LINEAR_SCAN_MAX: u64 = 1 << 20;
+/// Largest block of pool units one IA_PD hint may ask for (a /48 hint in a /64 pool).
+const PD_BLOCK_MAX_LOG2: u8 = 16;
+/// Slots examined per key-shard lock hold in `reclaim`, so workers never wait long.
+const RECLAIM_SLOTS_PER_LOCK: usize = 256;
+
+/// When a committed grant counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The record is in the shared mapping (the page cache) before the call returns: survives
+    /// `kill -9` of the server, not a power loss.
+    Mapped,
+    /// As `Mapped`, plus a flusher thread calls `fdatasync` in batches; a caller that must
+    /// survive power loss takes [`LeaseTable::commit_ticket`] after its grants and waits in
+    /// [`LeaseTable::wait_durable`]. The flusher syncs as soon as someone waits, after
+    /// gathering for `batch_window`, and at least every `max_interval` while there are writes.
+    GroupCommit {
+        batch_window: Duration,
+        max_interval: Duration,
+    },
+}
+
+/// How to open (or create) a lease table.
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    pub path: PathBuf,
+    /// Key shards for a new file (an existing file keeps its own). More than cores.
+    pub shards: u32,
+    /// Records per growth chunk for a new file (an existing file keeps its own).
+    pub chunk_records: u32,
+    /// Records the file is pre-sized to hold when created (rounded up to whole chunks per shard).
+    pub initial_records: u64,
+    /// The most records the file may ever hold: the size of the address-space reservation
+    /// (96 bytes per record, virtual only; nothing is allocated until the file grows).
+    pub max_records: u64,
+    pub durability: Durability,
+    /// This server's id in its failover pair, stored in every record it allocates.
+    pub server_id: u8,
+    /// How long an expired or released binding keeps its resource for the same client
+    /// (affinity) before `reclaim` frees it.
+    pub affinity_hold_secs: u32,
+    /// Prefix pools known at open; their free bitmaps are built during the scan. Pools first
+    /// seen in an [`AllocRequest`] are registered then (one scan of the resource index).
+    pub pools: Vec<PoolSpec>,
+}
+
+impl TableConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        TableConfig {
+            path: path.into(),
+            shards: 64,
+            chunk_records: 4096,
+            initial_records: 0,
+            max_records: 64 << 20,
+            durability: Durability::Mapped,
+            server_id: 0,
+            affinity_hold_secs: 3600,
+            pools: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("lease file {path}: {op}: {source}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
+    #[error("lease file {path}: bad header: {reason}")]
+    BadHeader { path: PathBuf, reason: String },
+    #[error("lease file {path}: in use by another process")]
+    Locked { path: PathBuf },
+    #[error("lease table configuration: {0}")]
+    Config(String),
+}
+
+/// What opening the file found.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    /// Records loaded (bindings and quarantined resources).
+    pub records: u64,
+    /// Slots whose checksum or fields were wrong (torn or corrupt), skipped and reused.
+    pub corrupt: u64,
+    /// Older copies of a record superseded by a newer one (interrupted updates).
+    pub superseded: u64,
+    /// DUID extension records no binding referred to.
+    pub orphans: u64,
+    /// Header copies that were bad and have been rewritten.
+    pub header_repaired: u32,
+    pub slots: u64,
+    pub open_ms: u64,
+}
+
+/// What one `reclaim` call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReclaimStats {
+    pub examined: u64,
+    /// Active bindings past their valid lifetime, moved to `expired`.
+    pub expired: u64,
+    /// Records deleted: expired or released past the affinity hold, quarantine over.
+    pub freed: u64,
+}
+
+/// Sizes, for benchmarks and monitoring.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableStats {
+    pub records: u64,
+    pub slots: u64,
+    pub file_bytes: u64,
+    pub index_bytes: u64,
+    pub bitmap_bytes: u64,
+}
+
+/// Proof of position in the commit order: pass to [`LeaseTable::wait_durable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CommitTicket(pub u64);
+
+#[repr(align(128))]
+struct Padded<T>(T);
+impl<T> Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+struct KeyShard {
+    /// Key hash tag → slot, for records in a keyed state (active, expired, released).
+    keys: Index,
+    /// Free slots of this shard (popped from the end: lowest first).
+    free: Vec<u32>,
+    /// Chunks of this shard claimed so far (chunk `k` of the shard is file chunk
+    /// `shard + k * shards`).
+    chunks: u64,
+    /// Group commit: superseded slots to free once their epoch is durable.
+    deferred: std::collections::VecDeque<(u64, u32)>,
+    /// Active records per pool.
+    active: HashMap<u32, u64>,
+    /// Next position (in shard-local slot order) for `reclaim`.
+    reclaim_pos: u64,
+    records: u64,
+}
+
+struct ResShard {
+    /// Resource hash tag → slot, for every record (bindings and quarantined resources).
+    res: Index,
+}
+
+struct PdPool {
+    spec: PoolSpec,
+    bits: Mutex<FreeBitmap>,
+}
+
+struct GroupState {
+    requested: u64,
+    stop: bool,
+}
+
+struct Durable {
+    group: Option<(Duration, Duration)>,
+    /// Current commit epoch; writes done before reading it are covered by closing it.
+    epoch: AtomicU64,
+    /// Every epoch below this is on disk.
+    durable_epoch: AtomicU64,
+    state: Mutex<GroupState>,
+    wake_flusher: Condvar,
+    wake_waiters: Condvar,
+}
+
+struct Inner {
+    path: PathBuf,
+    file: File,
+    region: Region,
+    geo: Geometry,
+    max_chunks: u64,
+    server_id: u8,
+    hold_secs: u32,
+    kshards: Box<[Padded<Mutex<KeyShard>>]>,
+    rshards: Box<[Padded<Mutex<ResShard>>]>,
+    pools: RwLock<HashMap<u32, Arc<PdPool>>>,
+    grow_lock: Mutex<()>,
+    nchunks: AtomicU64,
+    next_seq: AtomicU64,
+    /// Fail-closed latch: set on an I/O error whose effect on the file is unknown.
+    failed: AtomicBool,
+    /// Rate limit for the "cannot grow" log line.
+    grow_failures: AtomicU64,
+    durable: Durable,
+    reclaim_shard: AtomicUsize,
+}
+
+/// The memory-mapped lease table. See the module docs.
+pub struct LeaseTable {
+    inner: Arc<Inner>,
+    flusher: Option<JoinHandle<()>>,
+    report: OpenReport,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a shard lock is a broken invariant; the data behind the lock is
+    // plain indexes that the panicking thread may have left half-updated, so we do not go on.
+    m.lock().expect("lease table lock poisoned")
+}
+
+#[inline]
+fn split(h: u64) -> (u32, u32) {
+    ((h >> 32) as u32, h as u32)
+}
+
+#[inline]
+fn shard_of(low: u32, n: usize) -> usize {
+    ((u64::from(low) * n as u64) >> 32) as usize
+}
+
+fn ia_code(t: IaType) -> u8 {
+    match t {
+        IaType::Na => 0,
+        IaType::Pd => 1,
+    }
+}
+
+/// The pool units covered by prefix `r` in PD pool `spec`: (first, count).
+fn pd_units(spec: &PoolSpec, r: Resource) -> Option<(u64, u64)> {
+    if r.len > spec.len || spec.len - r.len > PD_BLOCK_MAX_LOG2 {
+        return None;
+    }
+    let size = 1u64 << (spec.len - r.len);
+    let first = spec.index_of(Resource::prefix(r.addr, spec.len))?;
+    if first % size != 0 || first + size > spec.count {
+        return None;
+    }
+    // Host bits below `r.len` must be zero.
+    let host_mask = if r.len == 0 {
+        u128::MAX
+    } else {
+        u128::MAX >> r.len
+    };
+    if u128::from(r.addr) & host_mask != 0 {
+        return None;
+    }
+    Some((first, size))
+}
+
+/// A DUID copied out of a record (inline part plus extension records).
+struct DuidBuf {
+    len: usize,
+    bytes: [u8; DUID_MAX],
+}
+
+impl DuidBuf {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Inner {
+    #[inline]
+    fn slot_offset(&self, slot: u32) -> usize {
+        HEADER_BYTES + slot as usize * RECORD_SIZE
+    }
+
+    #[inline]
+    fn shard_of_slot(&self, slot: u32) -> usize {
+        ((u64::from(slot) / u64::from(self.geo.chunk_records)) % u64::from(self.geo.shards))
+            as usize
+    }
+
+    fn read_slot(&self, slot: u32) -> Result<Slot, record::Corrupt> {
+        record::decode(&self.region.read::<RECORD_SIZE>(self.slot_offset(slot)))
+    }
+
+    /// A record an index refers to. It was validated at open or written by us, and records an
+    /// index refers to are never modified, so a failure here is a broken invariant.
+    fn read_main(&self, slot: u32) -> Record {
+        match self.read_slot(slot) {
+            Ok(Slot::Main(r)) => r,
+            other => panic!("indexed slot {slot} holds {other:?}"),
+        }
+    }
+
+    fn duid_of(&self, r: &Record) -> DuidBuf {
+        let mut d = DuidBuf {
+            len: usize::from(r.duid_len),
+            bytes: [0; DUID_MAX],
+        };
+        if !r.has_ext() {
+            d.bytes[..d.len].copy_from_slice(r.inline_bytes());
+            return d;
+        }
+        d.bytes[..DUID_INLINE_PREFIX].copy_from_slice(r.inline_bytes());
+        let mut at = DUID_INLINE_PREFIX;
+        for ext in r.ext_slots() {
+            if at == d.len {
+                break;
+            }
+            match self.read_slot(ext) {
+                Ok(Slot::Ext { len, data }) => {
+                    let n = usize::from(len);
+                    assert!(at + n <= d.len, "extension record longer than its DUID");
+                    d.bytes[at..at + n].copy_from_slice(&data[..n]);
+                    at += n;
+                }
+                other => panic!("extension slot {ext} holds {other:?}"),
+            }
+        }
+        assert_eq!(at, d.len);
+        d
+    }
+
+    fn key_matches(&self, r: &Record, key: &BindingKey<'_>) -> bool {
+        if r.iaid != key.iaid
+            || r.ia_type != key.ia_type
+            || usize::from(r.duid_len) != key.duid.len()
+        {
+            return false;
+        }
+        if !r.has_ext() {
+            return r.inline_bytes() == key.duid;
+        }
+        r.inline_bytes() == &key.duid[..DUID_INLINE_PREFIX]
+            && self.duid_of(r).as_slice() == key.duid
+    }
+
+    /// The client's record in `pool_id` (any keyed state), newest first.
+    fn find_key(
+        &self,
+        ks: &KeyShard,
+        tag: u32,
+        key: &BindingKey<'_>,
+        mut want: impl FnMut(&Record) -> bool,
+    ) -> Option<(u32, Record)> {
+        let mut best: Option<(u32, Record)> = None;
+        ks.keys.find(tag, |slot| {
+            let r = self.read_main(slot);
+            if self.key_matches(&r, key) && want(&r) && best.is_none_or(|(_, b)| r.seq > b.seq) {
+                best = Some((slot, r));
+            }
+            None::<()>
+        });
+        best
+    }
+
+    fn find_res(&self, rs: &ResShard, tag: u32, res: Resource) -> Option<(u32, Record)> {
+        rs.res.find(tag, |slot| {
+            let r = self.read_main(slot);
+            (r.resource == res).then_some((slot, r))
+        })
+    }
+
+    fn rshard(&self, res: Resource) -> (u32, usize) {
+        let (tag, low) = split(hash::resource_hash(u128::from(res.addr), res.len));
+        (tag, shard_of(low, self.rshards.len()))
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        if self.failed.load(Ordering::Relaxed) {
+            Err(StoreError::Unavailable)
+        } else {
+            Ok(())
+        }
+    }
+
+    // ----- slots ---------------------------------------------------------------------------
+
+    fn release_deferred(&self, ks: &mut KeyShard) {
+        let durable = self.durable.durable_epoch.load(Ordering::Acquire);
+        while let Some(&(epoch, slot)) = ks.deferred.front() {
+            if epoch >= durable {
+                break;
+            }
+            ks.deferred.pop_front();
+            self.invalidate(slot);
+            ks.free.push(slot);
+        }
+    }
+
+    fn alloc_slot(&self, ks: &mut KeyShard, shard: usize) -> Result<u32, StoreError> {
+        if ks.free.is_empty() {
+            self.release_deferred(ks);
+        }
+        if let Some(s) = ks.free.pop() {
+            return Ok(s);
+        }
+        let chunk = shard as u64 + ks.chunks * u64::from(self.geo.shards);
+        if chunk >= self.nchunks.load(Ordering::Acquire) {
+            self.grow(chunk)?;
+        }
+        let c = u64::from(self.geo.chunk_records);
+        let first = chunk * c;
+        ks.chunks += 1;
+        ks.free.extend((first..first + c).rev().map(|s| s as u32));
+        Ok(ks.free.pop().expect("fresh chunk has slots"))
+    }
+
+    /// Make chunk `want` exist: extend and allocate the file by whole rounds of chunks.
+    fn grow(&self, want: u64) -> Result<(), StoreError> {
+        let _g = lock(&self.grow_lock);
+        let have = self.nchunks.load(Ordering::Acquire);
+        if want < have {
+            return Ok(());
+        }
+        let shards = u64::from(self.geo.shards);
+        let new = (want / shards + 1) * shards;
+        if new > self.max_chunks {
+            if self.grow_failures.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+                tracing::error!(path = %self.path.display(), max_records = self.max_chunks * u64::from(self.geo.chunk_records),
+                    "lease file is at its configured maximum size: refusing new grants (raise max_records)");
+            }
+            return Err(StoreError::Unavailable);
+        }
+        let off = (HEADER_BYTES as u64) + have * self.geo.chunk_bytes();
+        let len = (new - have) * self.geo.chunk_bytes();
+        if let Err(e) = map::fallocate(&self.file, off, len) {
+            if self.grow_failures.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+                tracing::error!(path = %self.path.display(), error = %e, bytes = len,
+                    "cannot grow the lease file: refusing new grants until space is available; existing leases are intact");
+            }
+            // Leave the file as it was: a partly allocated tail is beyond `nchunks` and is
+            // ignored (and trimmed to whole chunks) at the next open.
+            return Err(StoreError::Unavailable);
+        }
+        self.region
+            .set_valid_len(HEADER_BYTES + (new * self.geo.chunk_bytes()) as usize);
+        self.nchunks.store(new, Ordering::Release);
+        tracing::debug!(chunks = new, "lease file grown");
+        Ok(())
+    }
+
+    fn invalidate(&self, slot: u32) {
+        self.region
+            .write_u8_release(self.slot_offset(slot) + STATE_OFFSET, STATE_EMPTY);
+    }
+
+    /// Write a whole record into an unreferenced slot: everything but the state byte first,
+    /// then the state byte, so a write cut short by `kill -9` leaves an empty slot.
+    fn write_record(&self, slot: u32, bytes: &[u8; RECORD_SIZE]) {
+        let off = self.slot_offset(slot);
+        debug_assert_eq!(
+            self.region.read_u8(off + STATE_OFFSET),
+            STATE_EMPTY,
+            "slot {slot} not empty"
+        );
+        self.region.write(off, &bytes[..STATE_OFFSET]);
+        self.region
+            .write(off + STATE_OFFSET + 1, &bytes[STATE_OFFSET + 1..]);
+        self.region
+            .write_u8_release(off + STATE_OFFSET, bytes[STATE_OFFSET]);
+    }
+
+    /// Write extension records for a long DUID; returns the inline area for the main record.
+    fn write_duid(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        duid: &[u8],
+    ) -> Result<[u8; DUID_INLINE_MAX], StoreError> {
+        if duid.len() <= DUID_INLINE_MAX {
+            return Ok(Record::inline_duid(duid, [u32::MAX; 2]));
+        }
+        let rest = &duid[DUID_INLINE_PREFIX..];
+        let mut ext = [u32::MAX; 2];
+        for (i, part) in rest.chunks(EXT_DATA).enumerate() {
+            let slot = match self.alloc_slot(ks, shard) {
+                Ok(s) => s,
+                Err(e) => {
+                    for &s in ext.iter().filter(|&&s| s != u32::MAX) {
+                        self.invalidate(s);
+                        ks.free.push(s);
+                    }
+                    return Err(e);
+                }
+            };
+            self.write_record(slot, &record::encode_ext(part));
+            ext[i] = slot;
+        }
+        Ok(Record::inline_duid(duid, ext))
+    }
+
+    fn free_ext(&self, ks: &mut KeyShard, r: &Record) {
+        if r.has_ext() {
+            for s in r.ext_slots() {
+                if s != u32::MAX {
+                    self.invalidate(s);
+                    ks.free.push(s);
+                }
+            }
+        }
+    }
+
+    /// Retire a superseded slot: at once in `Mapped` mode; after the new version is durable
+    /// in group-commit mode (so a power loss cannot lose both).
+    fn retire(&self, ks: &mut KeyShard, slot: u32) {
+        if self.durable.group.is_some() {
+            let epoch = self.durable.epoch.load(Ordering::SeqCst);
+            ks.deferred.push_back((epoch, slot));
+        } else {
+            self.invalidate(slot);
+            ks.free.push(slot);
+        }
+    }
+
+    fn account(ks: &mut KeyShard, pool: u32, old: Option<BindingState>, new: Option<BindingState>) {
+        let was = old == Some(BindingState::Active);
+        let is = new == Some(BindingState::Active);
+        if was != is {
+            let c = ks.active.entry(pool).or_insert(0);
+            if is {
+                *c += 1;
+            } else {
+                assert!(*c > 0, "active count underflow");
+                *c -= 1;
+            }
+        }
+        match (old.is_some(), new.is_some()) {
+            (false, true) => ks.records += 1,
+            (true, false) => ks.records -= 1,
+            _ => {}
+        }
+    }
+
+    /// Copy-on-write update of the record in `old_slot` (referenced by both indexes).
+    fn update(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        ktag: u32,
+        old_slot: u32,
+        old: &Record,
+        new: &mut Record,
+    ) -> Result<(), StoreError> {
+        debug_assert_eq!(old.resource, new.resource);
+        let slot = self.alloc_slot(ks, shard)?;
+        new.seq = self.next_seq();
+        new.duid_inline = old.duid_inline;
+        new.duid_len = old.duid_len;
+        self.write_record(slot, &new.encode());
+        let was_keyed = old.state.is_keyed();
+        let is_keyed = new.state.is_keyed();
+        match (was_keyed, is_keyed) {
+            (true, true) => assert!(ks.keys.replace(ktag, old_slot, slot)),
+            (true, false) => assert!(ks.keys.remove(ktag, old_slot)),
+            (false, true) => ks.keys.insert(ktag, slot),
+            (false, false) => {}
+        }
+        let (rtag, rsi) = self.rshard(new.resource);
+        assert!(
+            lock(&self.rshards[rsi]).res.replace(rtag, old_slot, slot),
+            "resource index lost a record"
+        );
+        self.retire(ks, old_slot);
+        Self::account(ks, new.pool_id, Some(old.state), Some(new.state));
+        Ok(())
+    }
+
+    /// Delete the record in `slot` and free its resource.
+    fn delete(&self, ks: &mut KeyShard, ktag: Option<u32>, slot: u32, r: &Record) {
+        if r.state.is_keyed() {
+            let ktag = ktag.unwrap_or_else(|| {
+                let d = self.duid_of(r);
+                split(hash::key_hash(d.as_slice(), r.iaid, ia_code(r.ia_type))).0
+            });
+            assert!(ks.keys.remove(ktag, slot), "key index lost a record");
+        }
+        let pools = self.pools.read().expect("pool registry poisoned");
+        if r.ia_type == IaType::Pd {
+            if let Some(p) = pools.get(&r.pool_id) {
+                if let Some((first, n)) = pd_units(&p.spec, r.resource) {
+                    let mut bits = lock(&p.bits);
+                    for u in first..first + n {
+                        bits.set_free(u);
+                    }
+                }
+            }
+        }
+        let (rtag, rsi) = self.rshard(r.resource);
+        assert!(
+            lock(&self.rshards[rsi]).res.remove(rtag, slot),
+            "resource index lost a record"
+        );
+        drop(pools);
+        self.invalidate(slot);
+        ks.free.push(slot);
+        self.free_ext(ks, r);
+        Self::account(ks, r.pool_id, Some(r.state), None);
+    }
+
+    fn new_record(
+        &self,
+        key: &BindingKey<'_>,
+        pool_id: u32,
+        resource: Resource,
+        lifetimes: Lifetimes,
+        now: u64,
+    ) -> Record {
+        Record {
+            state: BindingState::Active,
+            ia_type: key.ia_type,
+            resource,
+            pool_id,
+            iaid: key.iaid,
+            lifetimes,
+            cltt: now,
+            partner_expires: 0,
+            seq: 0,
+            partner_acked: false,
+            alloc_server: self.server_id,
+            duid_len: key.duid.len() as u8,
+            duid_inline: [0; DUID_INLINE_MAX],
+        }
+    }
+
+    /// Insert a new binding of `rec.resource`, which the caller has checked is free of
+    /// bindings (under the resource shard lock that `claim` takes) or reserved in a bitmap.
+    /// Returns false (and writes nothing) if the resource index has it after all.
+    fn claim(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        ktag: u32,
+        rec: &mut Record,
+        duid: &[u8],
+    ) -> Result<bool, StoreError> {
+        let slot = self.alloc_slot(ks, shard)?;
+        let inline = match self.write_duid(ks, shard, duid) {
+            Ok(i) => i,
+            Err(e) => {
+                ks.free.push(slot);
+                return Err(e);
+            }
+        };
+        rec.duid_inline = inline;
+        let (rtag, rsi) = self.rshard(rec.resource);
+        {
+            let mut rs = lock(&self.rshards[rsi]);
+            if self.find_res(&rs, rtag, rec.resource).is_some() {
+                drop(rs);
+                self.free_ext(ks, rec);
+                ks.free.push(slot);
+                return Ok(false);
+            }
+            // Written while the resource shard is locked, so no one else can bind it between
+            // the check and the record reaching the mapping.
+            rec.seq = self.next_seq();
+            self.write_record(slot, &rec.encode());
+            rs.res.insert(rtag, slot);
+        }
+        ks.keys.insert(ktag, slot);
+        Self::account(ks, rec.pool_id, None, Some(rec.state));
+        Ok(true)
+    }
+
+    fn is_bound(&self, res: Resource) -> bool {
+        let (rtag, rsi) = self.rshard(res);
+        self.find_res(&lock(&self.rshards[rsi]), rtag, res)
+            .is_some()
+    }
+
+    // ----- prefix pools --------------------------------------------------------------------
+
+    /// The registered prefix pool `spec`, registering it (one scan of the resource index) if
+    /// it is new. Called with a key shard held (lock order: key shard → registry → resource).
+    fn pd_pool(&self, spec: &PoolSpec) -> Arc<PdPool> {
+        if let Some(p) = self
+            .pools
+            .read()
+            .expect("pool registry poisoned")
+            .get(&spec.id)
+        {
+            if p.spec == *spec {
+                return p.clone();
+            }
+        }
+        let mut pools = self.pools.write().expect("pool registry poisoned");
+        if let Some(p) = pools.get(&spec.id) {
+            if p.spec == *spec {
+                return p.clone();
+            }
+            tracing::warn!(
+                pool = spec.id,
+                "prefix pool geometry changed: rebuilding its free bitmap"
+            );
+        }
+        let mut bits = FreeBitmap::new_all_free(spec.count);
+        for rs in self.rshards.iter() {
+            let rs = lock(rs);
+            for (_, slot) in rs.res.iter() {
+                let r = self.read_main(slot);
+                if r.pool_id == spec.id {
+                    mark_used(&mut bits, spec, r.resource);
+                }
+            }
+        }
+        let p = Arc::new(PdPool {
+            spec: *spec,
+            bits: Mutex::new(bits),
+        });
+        pools.insert(spec.id, p.clone());
+        p
+    }
+
+    // ----- operations ----------------------------------------------------------------------
+
+    fn allocate(&self, req: &AllocRequest<'_>, commit: bool) -> Result<Lease, StoreError> {
+        let key = &req.key;
+        let pool = req.pool;
+        if key.duid.is_empty()
+            || key.duid.len() > DUID_MAX
+            || key.ia_type != pool.ia_type
+            || pool.count == 0
+        {
+            debug_assert!(false, "invalid allocation request");
+            return Err(StoreError::Unavailable);
+        }
+        if commit {
+            self.check_writable()?;
+        }
+        let (ktag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
+        let shard = shard_of(low, self.kshards.len());
+        let mut ks = lock(&self.kshards[shard]);
+        let ks = &mut *ks;
+
+        // Affinity: the client's own record in this pool, whatever its state, still holds its
+        // resource (the resource index points at it).
+        if let Some((slot, old)) = self.find_key(ks, ktag, key, |r| r.pool_id == pool.id) {
+            let lease_rec = Record {
+                state: BindingState::Active,
+                lifetimes: req.lifetimes,
+                cltt: req.now,
+                ..old
+            };
+            if commit {
+                let mut new = lease_rec;
+                new.alloc_server = if old.state == BindingState::Active {
+                    old.alloc_server
+                } else {
+                    self.server_id
+                };
+                self.update(ks, shard, ktag, slot, &old, &mut new)?;
+            }
+            return Ok(lease_of(&lease_rec));
+        }
+
+        let mut rec = self.new_record(
+            key,
+            pool.id,
+            Resource::address(Ipv6Addr::UNSPECIFIED),
+            req.lifetimes,
+            req.now,
+        );
+        match pool.ia_type {
+            IaType::Na => self.allocate_na(ks, shard, ktag, req, &mut rec, commit)?,
+            IaType::Pd => self.allocate_pd(ks, shard, ktag, req, &mut rec, commit)?,
+        }
+        Ok(lease_of(&rec))
+    }
+
+    fn allocate_na(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        ktag: u32,
+        req: &AllocRequest<'_>,
+        rec: &mut Record,
+        commit: bool,
+    ) -> Result<(), StoreError> {
+        let pool = req.pool;
+        let mut try_one = |ks: &mut KeyShard, r: Resource| -> Result<bool, StoreError> {
+            if req.reserved.is_reserved(r) {
+                return Ok(false);
+            }
+            rec.resource = r;
+            if commit {
+                self.claim(ks, shard, ktag, rec, req.key.duid)
+            } else {
+                Ok(!self.is_bound(r))
+            }
+        };
+        if let Some(h) = req.hint {
+            if h.len == 128 && pool.contains(h) && try_one(ks, h)? {
+                return Ok(());
+            }
+        }
+        for probe in 0..NA_HASH_PROBES.min(pool.count) {
+            let i = hash::na_candidate(req.key.duid, req.key.iaid, probe, pool.count);
+            if try_one(ks, pool.nth(i).expect("candidate in pool"))? {
+                return Ok(());
+            }
+        }
+        if pool.count <= NA_LINEAR_SCAN_MAX {
+            let start = hash::na_candidate(req.key.duid, req.key.iaid, 0, pool.count);
+            for k in 1..pool.count {
+                if try_one(ks, pool.nth((start + k) % pool.count).expect("in pool"))? {
+                    return Ok(());
+                }
+            }
+        }
+        Err(StoreError::PoolExhausted(pool.id))
+    }
+
+    fn allocate_pd(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        ktag: u32,
+        req: &AllocRequest<'_>,
+        rec: &mut Record,
+        commit: bool,
+    ) -> Result<(), StoreError> {
+        let spec = req.pool;
+        let p = self.pd_pool(spec);
+        // Prefix length: the pool's, or a shorter hinted one (a block of aligned pool units)
+        // when the pool has room for it (RFC 8415 §18.3.1: the hint is advisory).
+        let mut want_len = spec.len;
+        let mut exact = None;
+        if let Some(h) = req.hint {
+            if h.len < spec.len
+                && spec.len - h.len <= PD_BLOCK_MAX_LOG2
+                && (1u64 << (spec.len - h.len)) <= spec.count
+            {
+                want_len = h.len;
+            }
+            if !h.addr.is_unspecified() && pd_units(spec, h).is_some() {
+                want_len = h.len;
+                exact = Some(h);
+            }
+        }
+        let size = 1u64 << (spec.len - want_len);
+        let pools = self.pools.read().expect("pool registry poisoned");
+        let mut bits = lock(&p.bits);
+        let block_ok = |bits: &FreeBitmap, first: u64| -> bool {
+            (first..first + size).all(|u| bits.is_free(u))
+                && !(0..size).any(|k| {
+                    req.reserved
+                        .is_reserved(spec.nth(first + k).expect("in pool"))
+                })
+                && !req
+                    .reserved
+                    .is_reserved(block_resource(spec, first, want_len))
+        };
+        // An exact hinted prefix when it is free; otherwise a block of the hinted length.
+        let mut chosen = exact
+            .and_then(|h| pd_units(spec, h))
+            .map(|(f, _)| f)
+            .filter(|&f| block_ok(&bits, f));
+        if chosen.is_none() {
+            let start = hash::na_candidate(req.key.duid, req.key.iaid, 0, spec.count);
+            let mut pos = start;
+            // Bounded: every step moves past one block; reservations are few.
+            for _ in 0..spec.count / size + 1 {
+                match bits.find_free_block(pos, size) {
+                    None => break,
+                    Some(f) if block_ok(&bits, f) => {
+                        chosen = Some(f);
+                        break;
+                    }
+                    Some(f) => pos = f + size,
+                }
+            }
+        }
+        let Some(first) = chosen else {
+            return Err(StoreError::PoolExhausted(spec.id));
+        };
+        rec.resource = block_resource(spec, first, want_len);
+        if !commit {
+            return Ok(());
+        }
+        for u in first..first + size {
+            bits.set_used(u);
+        }
+        match self.claim(ks, shard, ktag, rec, req.key.duid) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                // The bitmap said free but the resource index has it: the bitmap is the
+                // authority for registered pools, so this is a broken invariant.
+                panic!("prefix {:?} free in bitmap but bound", rec.resource);
+            }
+            Err(e) => {
+                for u in first..first + size {
+                    bits.set_free(u);
+                }
+                drop(pools);
+                Err(e)
+            }
+        }
+    }
+
+    fn bind(
+        &self,
+        key: &BindingKey<'_>,
+        pool_id: u32,
+        resource: Resource,
+        lifetimes: Lifetimes,
+        now: u64,
+    ) -> Result<Lease, StoreError> {
+        if key.duid.is_empty()
+            || key.duid.len() > DUID_MAX
+            || (key.ia_type == IaType::Na) != (resource.len == 128)
+        {
+            debug_assert!(false, "invalid bind request");
+            return Err(StoreError::Unavailable);
+        }
+        self.check_writable()?;
+        let (ktag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
+        let shard = shard_of(low, self.kshards.len());
+        let mut ks = lock(&self.kshards[shard]);
+        let ks = &mut *ks;
+        if let Some((slot, old)) = self.find_key(ks, ktag, key, |r| r.resource == resource) {
+            let mut new = Record {
+                state: BindingState::Active,
+                lifetimes,
+                cltt: now,
+                pool_id,
+                ..old
+            };
+            if new.pool_id != old.pool_id {
+                // The resource moved to another pool id (reconfiguration): keep the record's.
+                new.pool_id = old.pool_id;
+            }
+            self.update(ks, shard, ktag, slot, &old, &mut new)?;
+            return Ok(lease_of(&new));
+        }
+        let mut rec = self.new_record(key, pool_id, resource, lifetimes, now);
+        // Prefix pools: the bitmap must agree. Hold the registry (read) so a pool being
+        // registered cannot miss this binding.
+        let pools = self.pools.read().expect("pool registry poisoned");
+        let pd = if key.ia_type == IaType::Pd {
+            pools.get(&pool_id).cloned()
+        } else {
+            None
+        };
+        let units = pd
+            .as_ref()
+            .and_then(|p| pd_units(&p.spec, resource).map(|u| (p, u)));
+        let mut bits = units.as_ref().map(|(p, _)| lock(&p.bits));
+        if let (Some(bits), Some((_, (first, n)))) = (bits.as_mut(), units.as_ref()) {
+            if !(*first..first + n).all(|u| bits.is_free(u)) {
+                return Err(StoreError::Conflict);
+            }
+        }
+        if !self.claim(ks, shard, ktag, &mut rec, key.duid)? {
+            return Err(StoreError::Conflict);
+        }
+        if let (Some(bits), Some((_, (first, n)))) = (bits.as_mut(), units.as_ref()) {
+            for u in *first..first + n {
+                bits.set_used(u);
+            }
+        }
+        Ok(lease_of(&rec))
+    }
+
+    fn transition(
+        &self,
+        key: &BindingKey<'_>,
+        resource: Resource,
+        now: u64,
+        to: BindingState,
+        quarantine_secs: u32,
+    ) -> Result<(), StoreError> {
+        if key.duid.is_empty() || key.duid.len() > DUID_MAX {
+            return Err(StoreError::NoBinding);
+        }
+        self.check_writable()?;
+        let (ktag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
+        let shard = shard_of(low, self.kshards.len());
+        let mut ks = lock(&self.kshards[shard]);
+        let ks = &mut *ks;
+        // RFC 8415 §18.3.7/§18.3.8: only a binding the client holds can be released or declined.
+        let Some((slot, old)) = self.find_key(ks, ktag, key, |r| {
+            r.resource == resource && r.state == BindingState::Active
+        }) else {
+            return Err(StoreError::NoBinding);
+        };
+        let mut new = Record {
+            state: to,
+            cltt: now,
+            ..old
+        };
+        if to == BindingState::Abandoned {
+            new.lifetimes = Lifetimes {
+                preferred: 0,
+                valid: quarantine_secs,
+            };
+        }
+        self.update(ks, shard, ktag, slot, &old, &mut new)
+    }
+
+    fn lookup(&self, key: &BindingKey<'_>, pool: &PoolSpec, now: u64) -> Option<Lease> {
+        if key.duid.is_empty() || key.duid.len() > DUID_MAX {
+            return None;
+        }
+        let (ktag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
+        let shard = shard_of(low, self.kshards.len());
+        let ks = lock(&self.kshards[shard]);
+        self.find_key(&ks, ktag, key, |r| {
+            r.pool_id == pool.id && r.state == BindingState::Active && r.expires_at() > now
+        })
+        .map(|(_, r)| lease_of(&r))
+    }
+
+    fn reclaim(&self, now: u64, budget: u64) -> ReclaimStats {
+        let mut st = ReclaimStats::default();
+        // One pass over the file at most per call.
+        let budget =
+            budget.min(self.nchunks.load(Ordering::Acquire) * u64::from(self.geo.chunk_records));
+        let nshards = self.kshards.len();
+        let mut empty_shards = 0;
+        while st.examined < budget && empty_shards < nshards {
+            let shard = self.reclaim_shard.fetch_add(1, Ordering::Relaxed) % nshards;
+            let mut ks = lock(&self.kshards[shard]);
+            let ks = &mut *ks;
+            self.release_deferred(ks);
+            let total = ks.chunks * u64::from(self.geo.chunk_records);
+            if total == 0 || ks.records == 0 {
+                empty_shards += 1;
+                continue;
+            }
+            empty_shards = 0;
+            for _ in 0..RECLAIM_SLOTS_PER_LOCK.min((budget - st.examined) as usize) {
+                if ks.reclaim_pos >= total {
+                    ks.reclaim_pos = 0;
+                }
+                let c = u64::from(self.geo.chunk_records);
+                let pos = ks.reclaim_pos;
+                ks.reclaim_pos += 1;
+                let slot =
+                    ((shard as u64 + (pos / c) * u64::from(self.geo.shards)) * c + pos % c) as u32;
+                st.examined += 1;
+                let state = self.region.read_u8(self.slot_offset(slot) + STATE_OFFSET);
+                if state == STATE_EMPTY || state == STATE_EXT {
+                    continue;
+                }
+                let Ok(Slot::Main(r)) = self.read_slot(slot) else {
+                    continue;
+                };
+                if !self.is_indexed(&r, slot) {
+                    continue; // a superseded copy waiting for group commit
+                }
+                let hold = u64::from(self.hold_secs);
+                match r.state {
+                    BindingState::Active if r.expires_at() <= now => {
+                        let mut new = Record {
+                            state: BindingState::Expired,
+                            ..r
+                        };
+                        let d = self.duid_of(&r);
+                        let ktag =
+                            split(hash::key_hash(d.as_slice(), r.iaid, ia_code(r.ia_type))).0;
+                        if self.update(ks, shard, ktag, slot, &r, &mut new).is_ok() {
+                            st.expired += 1;
+                        }
+                    }
+                    BindingState::Expired if r.expires_at().saturating_add(hold) <= now => {
+                        self.delete(ks, None, slot, &r);
+                        st.freed += 1;
+                    }
+                    BindingState::Released if r.cltt.saturating_add(hold) <= now => {
+                        self.delete(ks, None, slot, &r);
+                        st.freed += 1;
+                    }
+                    BindingState::Abandoned if r.expires_at() <= now => {
+                        self.delete(ks, None, slot, &r);
+                        st.freed += 1;
+                    }
+                    _ => {}
+                }
+                if st.examined >= budget {
+                    break;
+                }
+            }
+        }
+        st
+    }
+
+    fn is_indexed(&self, r: &Record, slot: u32) -> bool {
+        let (rtag, rsi) = self.rshard(r.resource);
+        lock(&self.rshards[rsi])
+            .res
+            .find(rtag, |s| (s == slot).then_some(()))
+            .is_some()
+    }
+}
+
+fn block_resource(spec: &PoolSpec, first: u64, len: u8) -> Resource {
+    Resource::prefix(spec.nth(first).expect("in pool").addr, len)
+}
+
+fn mark_used(bits: &mut FreeBitmap, spec: &PoolSpec, r: Resource) {
+    if let Some((first, n)) = pd_units(spec, r) {
+        for u in first..first + n {
+            if bits.is_free(u) {
+                bits.set_used(u);
+            }
+        }
+    }
+}
+
+fn lease_of(r: &Record) -> Lease {
+    Lease {
+        resource: r.resource,
+        lifetimes: r.lifetimes,
+        cltt: r.cltt,
+        expires_at: r.expires_at(),
+    }
+}
+
+impl LeaseTable {
+    /// Open the lease file at `cfg.path`, creating it if it does not exist, and rebuild the
+    /// indexes. Corrupt records are counted in [`LeaseTable::open_report`] and skipped.
+    pub fn open(cfg: TableConfig) -> Result<LeaseTable, TableError> {
+        open::open(cfg)
+    }
+
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.inner.geo
+    }
+
+    /// Background reclaim: examine up to `budget` record slots, moving active bindings past
+    /// their lifetime to `expired` and deleting records whose hold or quarantine is over.
+    /// Holds one shard lock for at most a few hundred slots at a time; call it from a
+    /// housekeeping thread, e.g. every second with a budget of a few hundred thousand.
+    pub fn reclaim(&self, now: u64, budget: u64) -> ReclaimStats {
+        self.inner.reclaim(now, budget)
+    }
+
+    /// A ticket covering every grant this thread has committed so far.
+    pub fn commit_ticket(&self) -> CommitTicket {
+        CommitTicket(self.inner.durable.epoch.load(Ordering::SeqCst))
+    }
+
+    /// Wait until everything covered by `t` is on stable storage (group-commit mode), or
+    /// return at once (`Mapped` mode: committed grants are already in the mapping).
+    /// `Err(Unavailable)` if a sync failed: the table then refuses all further grants.
+    pub fn wait_durable(&self, t: CommitTicket) -> Result<(), StoreError> {
+        let d = &self.inner.durable;
+        if d.group.is_none() {
+            return self.inner.check_writable();
+        }
+        if d.durable_epoch.load(Ordering::Acquire) > t.0 {
+            return Ok(());
+        }
+        let mut st = lock(&d.state);
+        st.requested = st.requested.max(t.0);
+        d.wake_flusher.notify_one();
+        while d.durable_epoch.load(Ordering::Acquire) <= t.0 {
+            if self.inner.failed.load(Ordering::Relaxed) || st.stop {
+                return Err(StoreError::Unavailable);
+            }
+            st = d.wake_waiters.wait(st).expect("lease table lock poisoned");
+        }
+        Ok(())
+    }
+
+    /// Force every write so far to stable storage.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        sync_now(&self.inner)
+    }
+
+    /// Number of records (bindings and quarantined resources).
+    pub fn len(&self) -> u64 {
+        self.inner.kshards.iter().map(|k| lock(k).records).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn stats(&self) -> TableStats {
+        let mut s = TableStats {
+            file_bytes: HEADER_BYTES as u64
+                + self.inner.nchunks.load(Ordering::Acquire) * self.inner.geo.chunk_bytes(),
+            ..Default::default()
+        };
+        for k in self.inner.kshards.iter() {
+            let k = lock(k);
+            s.records += k.records;
+            s.slots += k.chunks * u64::from(self.inner.geo.chunk_records);
+            s.index_bytes += (k.keys.heap_bytes() + k.free.capacity() * 4) as u64;
+        }
+        for r in self.inner.rshards.iter() {
+            s.index_bytes += lock(r).res.heap_bytes() as u64;
+        }
+        for p in self
+            .inner
+            .pools
+            .read()
+            .expect("pool registry poisoned")
+            .values()
+        {
+            s.bitmap_bytes += lock(&p.bits).heap_bytes() as u64;
+        }
+        s
+    }
+
+    /// Has the table failed closed (I/O error)?
+    pub fn is_failed(&self) -> bool {
+        self.inner.failed.load(Ordering::Relaxed)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+fn sync_now(inner: &Inner) -> Result<(), StoreError> {
+    let e = inner.durable.epoch.fetch_add(1, Ordering::SeqCst);
+    match inner.file.sync_data() {
+        Ok(()) => {
+            inner
+                .durable
+                .durable_epoch
+                .fetch_max(e + 1, Ordering::AcqRel);
+            Ok(())
+        }
+        Err(err) => {
+            // After a failed fsync the state of the written pages is unknown: stop granting.
+            inner.failed.store(true, Ordering::SeqCst);
+            tracing::error!(path = %inner.path.display(), error = %err, "lease file sync failed: refusing all new grants (fail closed)");
+            Err(StoreError::Unavailable)
+        }
+    }
+}
+
+fn flusher(inner: Arc<Inner>, batch_window: Duration, max_interval: Duration) {
+    let d = &inner.durable;
+    let mut last_seq = inner.next_seq.load(Ordering::Relaxed);
+    loop {
+        {
+            let mut st = lock(&d.state);
+            let deadline = Instant::now() + max_interval;
+            loop {
+                if st.stop {
+                    return;
+                }
+                if st.requested >= d.durable_epoch.load(Ordering::Acquire) {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                st = d
+                    .wake_flusher
+                    .wait_timeout(st, deadline - now)
+                    .expect("lease table lock poisoned")
+                    .0;
+            }
+        }
+        let seq = inner.next_seq.load(Ordering::Relaxed);
+        let requested = lock(&d.state).requested >= d.durable_epoch.load(Ordering::Acquire);
+        if !requested && seq == last_seq {
+            continue; // periodic wake-up with nothing written
+        }
+        if !batch_window.is_zero() {
+            std::thread::sleep(batch_window);
+        }
+        last_seq = inner.next_seq.load(Ordering::Relaxed);
+        let _ = sync_now(&inner);
+        let _st = lock(&d.state);
+        d.wake_waiters.notify_all();
+        if inner.failed.load(Ordering::Relaxed) {
+            return;
+        }
+    }
+}
+
+impl Drop for LeaseTable {
+    fn drop(&mut self) {
+        {
+            let mut st = lock(&self.inner.durable.state);
+            st.stop = true;
+            self.inner.durable.wake_flusher.notify_all();
+            self.inner.durable.wake_waiters.notify_all();
+        }
+        if let Some(h) = self.flusher.take() {
+            let _ = h.join();
+        }
+        if !self.inner.failed.load(Ordering::Relaxed) {
+            let _ = sync_now(&self.inner);
+        }
+    }
+}
+
+impl LeaseStore for LeaseTable {
+    fn lookup(&self, key: &BindingKey<'_>, pool: &PoolSpec, now: u64) -> Option<Lease> {
+        self.inner.lookup(key, pool, now)
+    }
+
+    fn allocate(&self, req: &AllocRequest<'_>, commit: bool) -> Result<Lease, StoreError> {
+        self.inner.allocate(req, commit)
+    }
+
+    fn bind(
+        &self,
+        key: &BindingKey<'_>,
+        pool_id: u32,
+        resource: Resource,
+        lifetimes: Lifetimes,
+        now: u64,
+    ) -> Result<Lease, StoreError> {
+        self.inner.bind(key, pool_id, resource, lifetimes, now)
+    }
+
+    fn release(
+        &self,
+        key: &BindingKey<'_>,
+        resource: Resource,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .transition(key, resource, now, BindingState::Released, 0)
+    }
+
+    fn decline(
+        &self,
+        key: &BindingKey<'_>,
+        resource: Resource,
+        now: u64,
+        quarantine_secs: u32,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .transition(key, resource, now, BindingState::Abandoned, quarantine_secs)
+    }
+
+    fn active_count(&self, pool: &PoolSpec, _now: u64) -> u64 {
+        // Counts records in state `active`; those past their lifetime leave it at the next
+        // reclaim pass (so the figure lags expiry by at most one pass).
+        self.inner
+            .kshards
+            .iter()
+            .map(|k| lock(k).active.get(&pool.id).copied().unwrap_or(0))
+            .sum()
+    }
+}
+
+mod open;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,356 @@
+//! The fixed-size record: layout, encoding and decoding. Fields are read and written at fixed
+//! offsets in little-endian order; bytes are never cast to a struct (see `docs/lease-table.md`).
+//!
+//! A slot holds one of: nothing (state byte 0), a *main* record (one binding or one quarantined
+//! resource), or an *extension* record holding DUID bytes that did not fit inline.
+
+use std::net::Ipv6Addr;
+
+use super::hash::hash_bytes;
+use crate::lease::{IaType, Lifetimes, Resource};
+
+pub const RECORD_SIZE: usize = 96;
+/// DUIDs up to this length are stored inside the main record.
+pub const DUID_INLINE_MAX: usize = 28;
+/// With a longer DUID the inline area holds two extension slot numbers and the first bytes.
+pub const DUID_INLINE_PREFIX: usize = 20;
+/// DUID bytes per extension record.
+pub const EXT_DATA: usize = 88;
+/// RFC 8415 §11.1: a DUID is at most 128 bytes plus its 2-byte type.
+pub const DUID_MAX: usize = 130;
+const _: () = assert!(DUID_INLINE_PREFIX + 2 * EXT_DATA >= DUID_MAX);
+
+/// Slot holds nothing.
+pub const STATE_EMPTY: u8 = 0;
+/// Slot holds DUID bytes of a long DUID.
+pub const STATE_EXT: u8 = 0x10;
+
+mod field {
+    use std::ops::Range;
+    pub const CHECKSUM: Range<usize> = 0..4;
+    pub const STATE: usize = 4;
+    pub const IA_TYPE: usize = 5;
+    pub const PREFIX_LEN: usize = 6;
+    pub const FLAGS: usize = 7;
+    pub const DUID_LEN: usize = 8;
+    pub const ALLOC_SERVER: usize = 9;
+    // 10..12 zero
+    pub const IAID: Range<usize> = 12..16;
+    pub const POOL: Range<usize> = 16..20;
+    pub const PREFERRED: Range<usize> = 20..24;
+    pub const VALID: Range<usize> = 24..28;
+    pub const ADDR: Range<usize> = 28..44;
+    pub const CLTT: Range<usize> = 44..52;
+    pub const PARTNER_EXPIRES: Range<usize> = 52..60;
+    pub const SEQ: Range<usize> = 60..68;
+    pub const DUID: Range<usize> = 68..96;
+    // Extension record.
+    pub const EXT_LEN: usize = 5;
+    pub const EXT_DATA: Range<usize> = 8..96;
+}
+pub use field::STATE as STATE_OFFSET;
+
+/// RFC 8156 §4.2.1-style binding states, kept in every record for failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum BindingState {
+    Active = 1,
+    Expired = 2,
+    Released = 3,
+    Free = 4,
+    FreeBackup = 5,
+    /// Declined by a client (RFC 8415 §18.3.8); quarantined until `expires_at`.
+    Abandoned = 6,
+}
+
+impl BindingState {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Active,
+            2 => Self::Expired,
+            3 => Self::Released,
+            4 => Self::Free,
+            5 => Self::FreeBackup,
+            6 => Self::Abandoned,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Released => "released",
+            Self::Free => "free",
+            Self::FreeBackup => "free-backup",
+            Self::Abandoned => "abandoned",
+        }
+    }
+    /// States in which the record is still the client's binding (found by its key).
+    pub fn is_keyed(self) -> bool {
+        matches!(self, Self::Active | Self::Expired | Self::Released)
+    }
+}
+
+const FLAG_PARTNER_ACKED: u8 = 1;
+const FLAG_DUID_EXT: u8 = 2;
+
+/// A main record, decoded. `duid` holds the raw inline area: the DUID itself when
+/// `duid_len <= DUID_INLINE_MAX`, else two extension slot numbers and the DUID's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    pub state: BindingState,
+    pub ia_type: IaType,
+    pub resource: Resource,
+    pub pool_id: u32,
+    pub iaid: u32,
+    pub lifetimes: Lifetimes,
+    /// Client last transaction time.
+    pub cltt: u64,
+    /// The expiry time the failover partner has acknowledged (RFC 8156 "partner lifetime").
+    pub partner_expires: u64,
+    /// Update sequence number (globally increasing within one file).
+    pub seq: u64,
+    pub partner_acked: bool,
+    /// Which server of the failover pair allocated the binding.
+    pub alloc_server: u8,
+    pub duid_len: u8,
+    pub duid_inline: [u8; DUID_INLINE_MAX],
+}
+
+impl Record {
+    pub fn expires_at(&self) -> u64 {
+        if self.lifetimes.valid == u32::MAX {
+            u64::MAX
+        } else {
+            self.cltt.saturating_add(u64::from(self.lifetimes.valid))
+        }
+    }
+
+    pub fn has_ext(&self) -> bool {
+        usize::from(self.duid_len) > DUID_INLINE_MAX
+    }
+
+    /// Extension slots (long DUIDs only): the second is `u32::MAX` when unused.
+    pub fn ext_slots(&self) -> [u32; 2] {
+        debug_assert!(self.has_ext());
+        [
+            rd_u32(&self.duid_inline[0..4]),
+            rd_u32(&self.duid_inline[4..8]),
+        ]
+    }
+
+    /// Build the inline DUID area for `duid` (whose extension slots, if any, are `ext`).
+    pub fn inline_duid(duid: &[u8], ext: [u32; 2]) -> [u8; DUID_INLINE_MAX] {
+        let mut out = [0u8; DUID_INLINE_MAX];
+        if duid.len() <= DUID_INLINE_MAX {
+            out[..duid.len()].copy_from_slice(duid);
+        } else {
+            out[0..4].copy_from_slice(&ext[0].to_le_bytes());
+            out[4..8].copy_from_slice(&ext[1].to_le_bytes());
+            out[8..8 + DUID_INLINE_PREFIX].copy_from_slice(&duid[..DUID_INLINE_PREFIX]);
+        }
+        out
+    }
+
+    /// The DUID bytes held inline (all of it, or its prefix for a long DUID).
+    pub fn inline_bytes(&self) -> &[u8] {
+        if self.has_ext() {
+            &self.duid_inline[8..8 + DUID_INLINE_PREFIX]
+        } else {
+            &self.duid_inline[..usize::from(self.duid_len)]
+        }
+    }
+
+    pub fn encode(&self) -> [u8; RECORD_SIZE] {
+        let mut b = [0u8; RECORD_SIZE];
+        b[field::STATE] = self.state as u8;
+        b[field::IA_TYPE] = match self.ia_type {
+            IaType::Na => 0,
+            IaType::Pd => 1,
+        };
+        b[field::PREFIX_LEN] = self.resource.len;
+        let mut flags = 0;
+        if self.partner_acked {
+            flags |= FLAG_PARTNER_ACKED;
+        }
+        if self.has_ext() {
+            flags |= FLAG_DUID_EXT;
+        }
+        b[field::FLAGS] = flags;
+        b[field::DUID_LEN] = self.duid_len;
+        b[field::ALLOC_SERVER] = self.alloc_server;
+        b[field::IAID].copy_from_slice(&self.iaid.to_le_bytes());
+        b[field::POOL].copy_from_slice(&self.pool_id.to_le_bytes());
+        b[field::PREFERRED].copy_from_slice(&self.lifetimes.preferred.to_le_bytes());
+        b[field::VALID].copy_from_slice(&self.lifetimes.valid.to_le_bytes());
+        b[field::ADDR].copy_from_slice(&self.resource.addr.octets());
+        b[field::CLTT].copy_from_slice(&self.cltt.to_le_bytes());
+        b[field::PARTNER_EXPIRES].copy_from_slice(&self.partner_expires.to_le_bytes());
+        b[field::SEQ].copy_from_slice(&self.seq.to_le_bytes());
+        b[field::DUID].copy_from_slice(&self.duid_inline);
+        seal(&mut b);
+        b
+    }
+}
+
+/// An extension record: `len` DUID bytes.
+pub fn encode_ext(data: &[u8]) -> [u8; RECORD_SIZE] {
+    assert!(!data.is_empty() && data.len() <= EXT_DATA);
+    let mut b = [0u8; RECORD_SIZE];
+    b[field::STATE] = STATE_EXT;
+    b[field::EXT_LEN] = data.len() as u8;
+    b[field::EXT_DATA.start..field::EXT_DATA.start + data.len()].copy_from_slice(data);
+    seal(&mut b);
+    b
+}
+
+fn seal(b: &mut [u8; RECORD_SIZE]) {
+    let c = checksum(b);
+    b[field::CHECKSUM].copy_from_slice(&c.to_le_bytes());
+}
+
+/// Checksum of everything after the checksum field (the state byte included).
+pub fn checksum(b: &[u8; RECORD_SIZE]) -> u32 {
+    let h = hash_bytes(0x7864_6863_7036, &b[4..]);
+    (h ^ (h >> 32)) as u32
+}
+
+/// What a slot holds, decoded and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Empty,
+    Main(Record),
+    Ext { len: u8, data: [u8; EXT_DATA] },
+}
+
+/// Why a non-empty slot was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corrupt {
+    Checksum,
+    Field(&'static str),
+}
+
+pub fn decode(b: &[u8; RECORD_SIZE]) -> Result<Slot, Corrupt> {
+    let state = b[field::STATE];
+    if state == STATE_EMPTY {
+        return Ok(Slot::Empty);
+    }
+    if rd_u32(&b[field::CHECKSUM]) != checksum(b) {
+        return Err(Corrupt::Checksum);
+    }
+    if state == STATE_EXT {
+        let len = b[field::EXT_LEN];
+        if len == 0 || usize::from(len) > EXT_DATA {
+            return Err(Corrupt::Field("extension length"));
+        }
+        let mut data = [0u8; EXT_DATA];
+        data.copy_from_slice(&b[field::EXT_DATA]);
+        return Ok(Slot::Ext { len, data });
+    }
+    let state = BindingState::from_u8(state).ok_or(Corrupt::Field("state"))?;
+    let ia_type = match b[field::IA_TYPE] {
+        0 => IaType::Na,
+        1 => IaType::Pd,
+        _ => return Err(Corrupt::Field("ia type")),
+    };
+    let len = b[field::PREFIX_LEN];
+    if len > 128 || (ia_type == IaType::Na && len != 128) || (ia_type == IaType::Pd && len == 128) {
+        return Err(Corrupt::Field("prefix length"));
+    }
+    let duid_len = b[field::DUID_LEN];
+    if duid_len == 0 || usize::from(duid_len) > DUID_MAX {
+        return Err(Corrupt::Field("duid length"));
+    }
+    let flags = b[field::FLAGS];
+    if flags & !(FLAG_PARTNER_ACKED | FLAG_DUID_EXT) != 0
+        || (flags & FLAG_DUID_EXT != 0) != (usize::from(duid_len) > DUID_INLINE_MAX)
+    {
+        return Err(Corrupt::Field("flags"));
+    }
+    let mut addr = [0u8; 16];
+    addr.copy_from_slice(&b[field::ADDR]);
+    let mut duid_inline = [0u8; DUID_INLINE_MAX];
+    duid_inline.copy_from_slice(&b[field::DUID]);
+    Ok(Slot::Main(Record {
+        state,
+        ia_type,
+        resource: Resource {
+            addr: Ipv6Addr::from(addr),
+            len,
+        },
+        pool_id: rd_u32(&b[field::POOL]),
+        iaid: rd_u32(&b[field::IAID]),
+        lifetimes: Lifetimes {
+            preferred: rd_u32(&b[field::PREFERRED]),
+            valid: rd_u32(&b[field::VALID]),
+        },
+        cltt: rd_u64(&b[field::CLTT]),
+        partner_expires: rd_u64(&b[field::PARTNER_EXPIRES]),
+        seq: rd_u64(&b[field::SEQ]),
+        partner_acked: flags & FLAG_PARTNER_ACKED != 0,
+        alloc_server: b[field::ALLOC_SERVER],
+        duid_len,
+        duid_inline,
+    }))
+}
+
+fn rd_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn rd_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(duid: &[u8]) -> Record {
+        Record {
+            state: BindingState::Active,
+            ia_type: IaType::Pd,
+            resource: Resource::prefix("2001:db8:1200::".parse().unwrap(), 56),
+            pool_id: 9,
+            iaid: 0xdead_beef,
+            lifetimes: Lifetimes {
+                preferred: 100,
+                valid: 200,
+            },
+            cltt: 1_700_000_000,
+            partner_expires: 1_700_000_150,
+            seq: 42,
+            partner_acked: true,
+            alloc_server: 1,
+            duid_len: duid.len() as u8,
+            duid_inline: Record::inline_duid(duid, [3, u32::MAX]),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_detects_flips() {
+        for duid in [&b"\x00\x03\x00\x01abcdef"[..], &[7u8; 100][..]] {
+            let r = sample(duid);
+            let b = r.encode();
+            assert_eq!(decode(&b), Ok(Slot::Main(r)));
+            for i in 0..RECORD_SIZE {
+                if i == field::STATE {
+                    continue;
+                }
+                for bit in 0..8 {
+                    let mut c = b;
+                    c[i] ^= 1 << bit;
+                    assert!(
+                        decode(&c).is_err(),
+                        "flip of byte {i} bit {bit} not detected"
+                    );
+                }
+            }
+        }
+        let e = encode_ext(&[1, 2, 3]);
+        assert!(matches!(decode(&e), Ok(Slot::Ext { len: 3, .. })));
+        assert_eq!(decode(&[0u8; RECORD_SIZE]), Ok(Slot::Empty));
+    }
+}

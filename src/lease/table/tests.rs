@@ -1,0 +1,227 @@
+use super::*;
+use crate::lease::NoReservations;
+use std::path::PathBuf;
+
+pub(crate) fn tmp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xdhcp6-lease-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn na_pool() -> PoolSpec {
+    PoolSpec {
+        id: 1,
+        ia_type: IaType::Na,
+        base: "2001:db8::1000".parse().unwrap(),
+        len: 128,
+        count: 1000,
+    }
+}
+
+fn pd_pool() -> PoolSpec {
+    PoolSpec {
+        id: 2,
+        ia_type: IaType::Pd,
+        base: "2001:db8:100::".parse().unwrap(),
+        len: 56,
+        count: 256,
+    }
+}
+
+const LT: Lifetimes = Lifetimes {
+    preferred: 100,
+    valid: 200,
+};
+
+fn req<'a>(duid: &'a [u8], iaid: u32, pool: &'a PoolSpec, now: u64) -> AllocRequest<'a> {
+    AllocRequest {
+        key: BindingKey {
+            duid,
+            iaid,
+            ia_type: pool.ia_type,
+        },
+        pool,
+        hint: None,
+        reserved: &NoReservations,
+        lifetimes: LT,
+        now,
+    }
+}
+
+fn small_cfg(p: PathBuf) -> TableConfig {
+    TableConfig {
+        shards: 4,
+        chunk_records: 64,
+        ..TableConfig::new(p)
+    }
+}
+
+#[test]
+fn allocate_lookup_reopen() {
+    let p = tmp_path("basic");
+    let na = na_pool();
+    let pd = pd_pool();
+    let long_duid = [0xabu8; 130];
+    let (a, b, c);
+    {
+        let t = LeaseTable::open(small_cfg(p.clone())).unwrap();
+        a = t
+            .allocate(
+                &req(b"\x00\x03\x00\x01\x02\x03\x04\x05\x06\x07", 1, &na, 1000),
+                true,
+            )
+            .unwrap();
+        b = t.allocate(&req(&long_duid, 9, &na, 1000), true).unwrap();
+        c = t.allocate(&req(&long_duid, 9, &pd, 1000), true).unwrap();
+        assert!(na.contains(a.resource) && na.contains(b.resource) && pd.contains(c.resource));
+        assert_ne!(a.resource, b.resource);
+        // Advertise gives the same answer as the committed allocation.
+        let again = t
+            .allocate(
+                &req(b"\x00\x03\x00\x01\x02\x03\x04\x05\x06\x07", 1, &na, 1001),
+                false,
+            )
+            .unwrap();
+        assert_eq!(again.resource, a.resource);
+        assert_eq!(
+            t.lookup(&req(&long_duid, 9, &na, 0).key, &na, 1100)
+                .unwrap()
+                .resource,
+            b.resource
+        );
+        assert_eq!(t.active_count(&na, 1000), 2);
+        assert_eq!(t.len(), 3);
+    }
+    let t = LeaseTable::open(small_cfg(p.clone())).unwrap();
+    assert_eq!(t.open_report().records, 3);
+    assert_eq!(t.open_report().corrupt, 0);
+    assert_eq!(
+        t.lookup(&req(&long_duid, 9, &na, 0).key, &na, 1100)
+            .unwrap()
+            .resource,
+        b.resource
+    );
+    assert_eq!(
+        t.lookup(&req(&long_duid, 9, &pd, 0).key, &pd, 1100)
+            .unwrap()
+            .resource,
+        c.resource
+    );
+    assert_eq!(
+        t.lookup(&req(&long_duid, 9, &pd, 0).key, &pd, 1200),
+        None,
+        "expired"
+    );
+    // Expired but not reclaimed: the client gets its prefix back (affinity).
+    assert_eq!(
+        t.allocate(&req(&long_duid, 9, &pd, 5000), true)
+            .unwrap()
+            .resource,
+        c.resource
+    );
+    let (entries, sum) = read_all(&p).unwrap();
+    assert_eq!(sum.records, 3);
+    assert!(entries.iter().any(|e| e.duid == long_duid
+        && e.resource == c.resource
+        && e.state == BindingState::Active));
+}
+
+#[test]
+fn release_decline_reclaim() {
+    let p = tmp_path("lifecycle");
+    let na = na_pool();
+    let t = LeaseTable::open(TableConfig {
+        affinity_hold_secs: 10,
+        ..small_cfg(p)
+    })
+    .unwrap();
+    let k = b"client-1";
+    let a = t.allocate(&req(k, 1, &na, 100), true).unwrap();
+    t.release(&req(k, 1, &na, 0).key, a.resource, 150).unwrap();
+    assert_eq!(t.lookup(&req(k, 1, &na, 0).key, &na, 151), None);
+    assert_eq!(
+        t.release(&req(k, 1, &na, 0).key, a.resource, 150),
+        Err(StoreError::NoBinding)
+    );
+    // Affinity after release.
+    assert_eq!(
+        t.allocate(&req(k, 1, &na, 152), true).unwrap().resource,
+        a.resource
+    );
+    t.decline(&req(k, 1, &na, 0).key, a.resource, 160, 50)
+        .unwrap();
+    let b = t.allocate(&req(k, 1, &na, 161), true).unwrap();
+    assert_ne!(b.resource, a.resource, "declined address is quarantined");
+    let other = BindingKey {
+        duid: b"client-2",
+        iaid: 1,
+        ia_type: IaType::Na,
+    };
+    assert_eq!(
+        t.bind(&other, 1, a.resource, LT, 170),
+        Err(StoreError::Conflict)
+    );
+    let st = t.reclaim(205, 1_000_000);
+    assert_eq!(st.freed, 0);
+    let st = t.reclaim(211, 1_000_000);
+    assert_eq!(st.freed, 1, "quarantine over");
+    assert!(t.bind(&other, 1, a.resource, LT, 212).is_ok());
+    // b expires at 161+200, then is held 10 s.
+    assert_eq!(t.reclaim(362, 1_000_000).expired, 1);
+    assert_eq!(t.active_count(&na, 362), 1);
+    assert_eq!(t.reclaim(370, 1_000_000).freed, 0);
+    assert_eq!(t.reclaim(371, 1_000_000).freed, 1);
+    assert_eq!(t.reclaim(413, 1_000_000).expired, 1);
+    assert_eq!(t.reclaim(423, 1_000_000).freed, 1);
+    assert_eq!(t.len(), 0);
+}
+
+#[test]
+fn pd_pool_fills_and_honours_length_hint() {
+    let p = tmp_path("pd");
+    let pd = pd_pool();
+    let t = LeaseTable::open(small_cfg(p)).unwrap();
+    let mut r = req(b"big", 1, &pd, 10);
+    r.hint = Some(Resource::prefix(Ipv6Addr::UNSPECIFIED, 52));
+    let big = t.allocate(&r, true).unwrap();
+    assert_eq!(big.resource.len, 52);
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..(256 - 16) {
+        let d = format!("c{i}");
+        let l = t.allocate(&req(d.as_bytes(), 1, &pd, 10), true).unwrap();
+        assert_eq!(l.resource.len, 56);
+        assert!(seen.insert(l.resource));
+        assert!(pd_units(&pd, big.resource)
+            .map(|(f, n)| {
+                let i = pd.index_of(l.resource).unwrap();
+                i < f || i >= f + n
+            })
+            .unwrap());
+    }
+    assert_eq!(
+        t.allocate(&req(b"late", 1, &pd, 10), true),
+        Err(StoreError::PoolExhausted(2))
+    );
+}
+
+#[test]
+fn corrupt_header_copy_is_repaired() {
+    let p = tmp_path("hdr");
+    drop(LeaseTable::open(small_cfg(p.clone())).unwrap());
+    let mut b = std::fs::read(&p).unwrap();
+    b[3] ^= 0xff;
+    std::fs::write(&p, &b).unwrap();
+    let t = LeaseTable::open(small_cfg(p.clone())).unwrap();
+    assert_eq!(t.open_report().header_repaired, 1);
+    drop(t);
+    let mut b = std::fs::read(&p).unwrap();
+    b[3] ^= 0xff;
+    b[2048 + 9] ^= 0xff;
+    std::fs::write(&p, &b).unwrap();
+    assert!(matches!(
+        LeaseTable::open(small_cfg(p)),
+        Err(TableError::BadHeader { .. })
+    ));
+}
