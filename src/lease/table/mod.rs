@@ -1090,47 +1090,83 @@ impl Inner {
                 let slot =
                     ((shard as u64 + (pos / c) * u64::from(self.geo.shards)) * c + pos % c) as u32;
                 st.examined += 1;
-                let state = self.region.read_u8(self.slot_offset(slot) + STATE_OFFSET);
-                if state == STATE_EMPTY || state == STATE_EXT {
-                    continue;
-                }
-                let Ok(Slot::Main(r)) = self.read_slot(slot) else {
-                    continue;
-                };
-                if !self.is_indexed(&r, slot) {
-                    continue; // a superseded copy waiting for group commit
-                }
-                let hold = u64::from(self.hold_secs);
-                match r.state {
-                    BindingState::Active if r.expires_at() <= now => {
-                        let mut new = Record {
-                            state: BindingState::Expired,
-                            ..r
-                        };
-                        let d = self.duid_of(&r);
-                        let ktag =
-                            split(hash::key_hash(d.as_slice(), r.iaid, ia_code(r.ia_type))).0;
-                        if self.update(ks, shard, ktag, slot, &r, &mut new).is_ok() {
-                            st.expired += 1;
-                        }
-                    }
-                    BindingState::Expired if r.expires_at().saturating_add(hold) <= now => {
-                        self.delete(ks, None, slot, &r);
-                        st.freed += 1;
-                    }
-                    BindingState::Released if r.cltt.saturating_add(hold) <= now => {
-                        self.delete(ks, None, slot, &r);
-                        st.freed += 1;
-                    }
-                    BindingState::Abandoned if r.expires_at() <= now => {
-                        self.delete(ks, None, slot, &r);
-                        st.freed += 1;
-                    }
-                    _ => {}
-                }
+                self.reclaim_slot(ks, shard, slot, now, &mut st);
                 if st.examined >= budget {
                     break;
                 }
+            }
+        }
+        st
+    }
+
+    fn reclaim_slot(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        slot: u32,
+        now: u64,
+        st: &mut ReclaimStats,
+    ) {
+        let state = self.region.read_u8(self.slot_offset(slot) + STATE_OFFSET);
+        if state == STATE_EMPTY || state == STATE_EXT {
+            return;
+        }
+        let Ok(Slot::Main(r)) = self.read_slot(slot) else {
+            return;
+        };
+        if !self.is_indexed(&r, slot) {
+            return; // a superseded copy waiting for group commit
+        }
+        let hold = u64::from(self.hold_secs);
+        match r.state {
+            BindingState::Active if r.expires_at() <= now => {
+                let mut new = Record {
+                    state: BindingState::Expired,
+                    ..r
+                };
+                let d = self.duid_of(&r);
+                let ktag = split(hash::key_hash(d.as_slice(), r.iaid, ia_code(r.ia_type))).0;
+                if self.update(ks, shard, ktag, slot, &r, &mut new).is_ok() {
+                    st.expired += 1;
+                }
+            }
+            BindingState::Expired if r.expires_at().saturating_add(hold) <= now => {
+                self.delete(ks, None, slot, &r);
+                st.freed += 1;
+            }
+            BindingState::Released if r.cltt.saturating_add(hold) <= now => {
+                self.delete(ks, None, slot, &r);
+                st.freed += 1;
+            }
+            BindingState::Abandoned if r.expires_at() <= now => {
+                self.delete(ks, None, slot, &r);
+                st.freed += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// A complete pass over every shard (startup, tests); same lock granularity as `reclaim`.
+    fn reclaim_all(&self, now: u64) -> ReclaimStats {
+        let mut st = ReclaimStats::default();
+        let c = u64::from(self.geo.chunk_records);
+        for shard in 0..self.kshards.len() {
+            let mut pos = 0;
+            loop {
+                let mut ks = lock(&self.kshards[shard]);
+                let ks = &mut *ks;
+                self.release_deferred(ks);
+                let total = ks.chunks * c;
+                if pos >= total {
+                    break;
+                }
+                for p in pos..(pos + RECLAIM_SLOTS_PER_LOCK as u64).min(total) {
+                    let slot =
+                        ((shard as u64 + (p / c) * u64::from(self.geo.shards)) * c + p % c) as u32;
+                    st.examined += 1;
+                    self.reclaim_slot(ks, shard, slot, now, &mut st);
+                }
+                pos += RECLAIM_SLOTS_PER_LOCK as u64;
             }
         }
         st
@@ -1189,6 +1225,12 @@ impl LeaseTable {
     /// housekeeping thread, e.g. every second with a budget of a few hundred thousand.
     pub fn reclaim(&self, now: u64, budget: u64) -> ReclaimStats {
         self.inner.reclaim(now, budget)
+    }
+
+    /// One complete reclaim pass over the whole table (for startup and tests). Two passes
+    /// take a binding past its lifetime and hold from `active` to deleted.
+    pub fn reclaim_all(&self, now: u64) -> ReclaimStats {
+        self.inner.reclaim_all(now)
     }
 
     /// A ticket covering every grant this thread has committed so far.
