@@ -1,1 +1,298 @@
-fn main() {}
+//! Lease table benchmarks (see docs/benchmarks.md, "Lease table").
+//!
+//! `cargo bench --bench lease -- [--sizes 1000000,10000000] [--dir DIR] [--cold]`
+//!
+//! For each size N: allocate N new bindings (one core), then random lookup-and-renew (one
+//! core), file and resident bytes per lease, reopen time; then group-commit throughput and the
+//! latency it adds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use xdhcp6::lease::table::{Durability, LeaseTable, TableConfig};
+use xdhcp6::lease::{
+    AllocRequest, BindingKey, IaType, LeaseStore, Lifetimes, NoReservations, PoolSpec,
+};
+
+const LT: Lifetimes = Lifetimes {
+    preferred: 3600,
+    valid: 7200,
+};
+
+fn pool() -> PoolSpec {
+    PoolSpec {
+        id: 1,
+        ia_type: IaType::Na,
+        base: "2001:db8::".parse().unwrap(),
+        len: 128,
+        count: 1 << 48,
+    }
+}
+
+/// A DUID-LLT (14 bytes) with the client number in its link-layer address.
+fn duid(buf: &mut [u8; 14], i: u64) -> &[u8] {
+    buf[..8].copy_from_slice(&[0, 1, 0, 1, 0x2a, 0x3b, 0x4c, 0x5d]);
+    buf[8..].copy_from_slice(&i.to_be_bytes()[2..]);
+    &buf[..]
+}
+
+fn rss_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn cfg(path: &Path, n: u64, durability: Durability) -> TableConfig {
+    TableConfig {
+        shards: 64,
+        initial_records: n + n / 8,
+        max_records: n * 2 + 1_000_000,
+        durability,
+        ..TableConfig::new(path)
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn per_sec(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn bench_size(dir: &Path, n: u64, cold: bool) {
+    let path = dir.join(format!("bench-{n}.leases"));
+    let _ = std::fs::remove_file(&path);
+    let pool = pool();
+    let rss0 = rss_bytes();
+    let t = LeaseTable::open(cfg(&path, n, Durability::Mapped)).unwrap();
+    let mut buf = [0u8; 14];
+
+    // Allocate-new: every call creates a binding (hash candidate, resource check, record
+    // write, two index inserts).
+    let start = Instant::now();
+    for i in 0..n {
+        let d = duid(&mut buf, i);
+        let req = AllocRequest {
+            key: BindingKey {
+                duid: d,
+                iaid: 1,
+                ia_type: IaType::Na,
+            },
+            pool: &pool,
+            hint: None,
+            reserved: &NoReservations,
+            lifetimes: LT,
+            now: 1_000_000,
+        };
+        t.allocate(&req, true).unwrap();
+    }
+    let alloc = start.elapsed();
+    println!(
+        "N={n}: allocate-new   {:>10.0} ops/s ({:.0} ns/op)",
+        per_sec(n, alloc),
+        alloc.as_nanos() as f64 / n as f64
+    );
+
+    // Lookup-and-renew at random: lookup, then bind the same address with a new cltt (a
+    // copy-on-write record update).
+    let ops = n.min(4_000_000);
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let start = Instant::now();
+    for k in 0..ops {
+        let i = rng.next() % n;
+        let d = duid(&mut buf, i);
+        let key = BindingKey {
+            duid: d,
+            iaid: 1,
+            ia_type: IaType::Na,
+        };
+        let l = t.lookup(&key, &pool, 1_000_001).unwrap();
+        t.bind(&key, 1, l.resource, LT, 1_000_001 + k).unwrap();
+    }
+    let renew = start.elapsed();
+    println!(
+        "N={n}: lookup+renew   {:>10.0} ops/s ({:.0} ns/op)",
+        per_sec(ops, renew),
+        renew.as_nanos() as f64 / ops as f64
+    );
+
+    // Lookup-and-renew over a hot set of 16 Ki clients (fits in cache): the CPU cost of the
+    // operation itself, without DRAM misses.
+    let hot = n.min(16 * 1024);
+    let start = Instant::now();
+    for k in 0..ops {
+        let i = rng.next() % hot;
+        let d = duid(&mut buf, i);
+        let key = BindingKey {
+            duid: d,
+            iaid: 1,
+            ia_type: IaType::Na,
+        };
+        let l = t.lookup(&key, &pool, 1_000_001).unwrap();
+        t.bind(&key, 1, l.resource, LT, 1_000_001 + k).unwrap();
+    }
+    let hot_el = start.elapsed();
+    println!(
+        "N={n}: lookup+renew (hot 16Ki clients) {:>10.0} ops/s ({:.0} ns/op)",
+        per_sec(ops, hot_el),
+        hot_el.as_nanos() as f64 / ops as f64
+    );
+
+    // Lookup only.
+    let start = Instant::now();
+    for _ in 0..ops {
+        let i = rng.next() % n;
+        let d = duid(&mut buf, i);
+        let key = BindingKey {
+            duid: d,
+            iaid: 1,
+            ia_type: IaType::Na,
+        };
+        std::hint::black_box(t.lookup(&key, &pool, 1_000_001));
+    }
+    let look = start.elapsed();
+    println!(
+        "N={n}: lookup         {:>10.0} ops/s ({:.0} ns/op)",
+        per_sec(ops, look),
+        look.as_nanos() as f64 / ops as f64
+    );
+
+    let st = t.stats();
+    let rss = rss_bytes().saturating_sub(rss0);
+    let file_len = std::fs::metadata(&path).unwrap().len();
+    println!(
+        "N={n}: file {:.1} B/lease ({} MiB, slots {}), RSS {:.1} B/lease (index+free lists {:.1} B/lease)",
+        file_len as f64 / n as f64,
+        file_len >> 20,
+        st.slots,
+        rss as f64 / n as f64,
+        st.index_bytes as f64 / n as f64
+    );
+    drop(t);
+
+    if cold {
+        let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+    }
+    let start = Instant::now();
+    let t = LeaseTable::open(cfg(&path, n, Durability::Mapped)).unwrap();
+    let open = start.elapsed();
+    assert_eq!(t.len(), n);
+    println!(
+        "N={n}: open {:.2} s ({} records, {} corrupt){}",
+        open.as_secs_f64(),
+        t.open_report().records,
+        t.open_report().corrupt,
+        if cold {
+            " [cold cache]"
+        } else {
+            " [warm cache]"
+        }
+    );
+    drop(t);
+    let _ = std::fs::remove_file(&path);
+}
+
+fn bench_group_commit(dir: &Path, threads: u64, batch: u64, secs: f64) {
+    let path = dir.join("bench-group.leases");
+    let _ = std::fs::remove_file(&path);
+    let d = Durability::GroupCommit {
+        batch_window: Duration::ZERO,
+        max_interval: Duration::from_millis(50),
+    };
+    let t = Arc::new(LeaseTable::open(cfg(&path, 2_000_000, d)).unwrap());
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let hs: Vec<_> = (0..threads)
+        .map(|th| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                let pool = pool();
+                let mut buf = [0u8; 14];
+                let mut waits = Vec::new();
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    for _ in 0..batch {
+                        let d = duid(&mut buf, th << 40 | n);
+                        n += 1;
+                        let req = AllocRequest {
+                            key: BindingKey {
+                                duid: d,
+                                iaid: 1,
+                                ia_type: IaType::Na,
+                            },
+                            pool: &pool,
+                            hint: None,
+                            reserved: &NoReservations,
+                            lifetimes: LT,
+                            now: 1_000_000,
+                        };
+                        t.allocate(&req, true).unwrap();
+                    }
+                    let w = Instant::now();
+                    t.wait_durable(t.commit_ticket()).unwrap();
+                    waits.push(w.elapsed());
+                }
+                (n, waits)
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let mut total = 0;
+    let mut waits = Vec::new();
+    for h in hs {
+        let (n, w) = h.join().unwrap();
+        total += n;
+        waits.extend(w);
+    }
+    let el = start.elapsed().max(Duration::from_secs_f64(secs));
+    waits.sort();
+    let pct = |p: f64| waits[((waits.len() - 1) as f64 * p) as usize].as_micros();
+    println!(
+        "group commit: {threads} threads, batch {batch}: {:.0} leases/s durable; added latency p50 {} us, p99 {} us, max {} us",
+        per_sec(total, el),
+        pct(0.5),
+        pct(0.99),
+        waits.last().unwrap().as_micros()
+    );
+    drop(t);
+    let _ = std::fs::remove_file(&path);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let sizes: Vec<u64> = arg("--sizes")
+        .unwrap_or_else(|| "1000000,10000000".into())
+        .split(',')
+        .map(|s| s.parse().expect("size"))
+        .collect();
+    let dir =
+        PathBuf::from(arg("--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()));
+    let cold = args.iter().any(|a| a == "--cold");
+    let only_group = args.iter().any(|a| a == "--group-only");
+    std::fs::create_dir_all(&dir).unwrap();
+    if !only_group {
+        for n in sizes {
+            bench_size(&dir, n, cold);
+        }
+    }
+    for (threads, batch) in [(1, 1), (2, 1), (2, 32)] {
+        bench_group_commit(&dir, threads, batch, 3.0);
+    }
+}
