@@ -147,7 +147,7 @@ pub fn read_all(path: &Path) -> Result<(Vec<LeaseEntry>, ExportSummary), TableEr
         }
     }
     let mut out: Vec<LeaseEntry> = by_res.into_values().collect();
-    out.sort_by(|a, b| a.resource.cmp(&b.resource));
+    out.sort_by_key(|e| e.resource);
     sum.records = out.len() as u64;
     Ok((out, sum))
 }

@@ -66,7 +66,7 @@ pub fn encode(g: &Geometry) -> [u8; BLOCK] {
     b[field::CHUNK_RECORDS].copy_from_slice(&g.chunk_records.to_le_bytes());
     b[field::SERVER_ID] = g.server_id;
     b[field::CREATED].copy_from_slice(&g.created_unix.to_le_bytes());
-    let c = hash_bytes(0x6864_72, &b[..field::CHECKSUM.start]);
+    let c = hash_bytes(0x0068_6472, &b[..field::CHECKSUM.start]);
     b[field::CHECKSUM].copy_from_slice(&c.to_le_bytes());
     b
 }
@@ -88,7 +88,7 @@ pub fn decode(b: &[u8]) -> Result<Geometry, String> {
     }
     let mut c = [0u8; 8];
     c.copy_from_slice(&b[field::CHECKSUM]);
-    if u64::from_le_bytes(c) != hash_bytes(0x6864_72, &b[..field::CHECKSUM.start]) {
+    if u64::from_le_bytes(c) != hash_bytes(0x0068_6472, &b[..field::CHECKSUM.start]) {
         return Err("checksum mismatch".into());
     }
     let version = u32_at(b, field::VERSION);
