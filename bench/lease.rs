@@ -50,7 +50,8 @@ fn rss_bytes() -> u64 {
 fn cfg(path: &Path, n: u64, durability: Durability) -> TableConfig {
     TableConfig {
         shards: 64,
-        initial_records: n + n / 8,
+        // Grown on demand (pre-sizing with `initial_records` trades file bytes for no growth).
+        initial_records: 0,
         max_records: n * 2 + 1_000_000,
         durability,
         ..TableConfig::new(path)
@@ -189,6 +190,13 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
     let t = LeaseTable::open(cfg(&path, n, Durability::Mapped)).unwrap();
     let open = start.elapsed();
     assert_eq!(t.len(), n);
+    let rss_reopen = rss_bytes().saturating_sub(rss0);
+    let st = t.stats();
+    println!(
+        "N={n}: after reopen: RSS {:.1} B/lease (indexes+free lists {:.1} B/lease)",
+        rss_reopen as f64 / n as f64,
+        st.index_bytes as f64 / n as f64
+    );
     println!(
         "N={n}: open {:.2} s ({} records, {} corrupt){}",
         open.as_secs_f64(),

@@ -182,7 +182,9 @@ fn crash_loop(name: &str, group: bool, iterations: u64) {
             .env("XDHCP6_CRASH_RUN", run.to_string())
             .envs(group.then_some(("XDHCP6_CRASH_GROUP", "1")))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(path.with_extension("stderr")).unwrap(),
+            ))
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -248,7 +250,10 @@ fn crash_loop(name: &str, group: bool, iterations: u64) {
         }
         // At most the one grant in flight when each child died was written but not reported.
         let extra = t.len() - grants.len() as u64;
-        assert!(extra <= run + 1, "run {run}: {extra} unreported records: {rep:?}");
+        assert!(
+            extra <= run + 1,
+            "run {run}: {extra} unreported records: {rep:?}"
+        );
     }
     eprintln!(
         "{name}: {iterations} kills, {total_reported} grants reported, {} bindings checked",

@@ -193,6 +193,9 @@ struct KeyShard {
     /// Chunks of this shard claimed so far (chunk `k` of the shard is file chunk
     /// `shard + k * shards`).
     chunks: u64,
+    /// Shard-local position of the first never-used slot: every position from here to the end
+    /// of the claimed chunks is empty, so fresh slots need no free-list entry.
+    fresh: u64,
     /// Group commit: superseded slots to free once their epoch is durable.
     deferred: std::collections::VecDeque<(u64, u32)>,
     /// Active records per pool.
@@ -446,15 +449,25 @@ impl Inner {
         if let Some(s) = ks.free.pop() {
             return Ok(s);
         }
-        let chunk = shard as u64 + ks.chunks * u64::from(self.geo.shards);
-        if chunk >= self.nchunks.load(Ordering::Acquire) {
-            self.grow(chunk)?;
-        }
         let c = u64::from(self.geo.chunk_records);
-        let first = chunk * c;
-        ks.chunks += 1;
-        ks.free.extend((first..first + c).rev().map(|s| s as u32));
-        Ok(ks.free.pop().expect("fresh chunk has slots"))
+        if ks.fresh == ks.chunks * c {
+            let chunk = shard as u64 + ks.chunks * u64::from(self.geo.shards);
+            if chunk >= self.nchunks.load(Ordering::Acquire) {
+                self.grow(chunk)?;
+            }
+            ks.chunks += 1;
+        }
+        let pos = ks.fresh;
+        ks.fresh += 1;
+        Ok(self.local_slot(shard, pos))
+    }
+
+    /// The slot at shard-local position `pos` of `shard`.
+    #[inline]
+    fn local_slot(&self, shard: usize, pos: u64) -> u32 {
+        let c = u64::from(self.geo.chunk_records);
+        let slot = (shard as u64 + (pos / c) * u64::from(self.geo.shards)) * c + pos % c;
+        u32::try_from(slot).expect("slot number fits 32 bits")
     }
 
     /// Make chunk `want` exist: extend and allocate the file by whole rounds of chunks.
@@ -1074,7 +1087,7 @@ impl Inner {
             let mut ks = lock(&self.kshards[shard]);
             let ks = &mut *ks;
             self.release_deferred(ks);
-            let total = ks.chunks * u64::from(self.geo.chunk_records);
+            let total = ks.fresh;
             if total == 0 || ks.records == 0 {
                 empty_shards += 1;
                 continue;
@@ -1084,11 +1097,9 @@ impl Inner {
                 if ks.reclaim_pos >= total {
                     ks.reclaim_pos = 0;
                 }
-                let c = u64::from(self.geo.chunk_records);
                 let pos = ks.reclaim_pos;
                 ks.reclaim_pos += 1;
-                let slot =
-                    ((shard as u64 + (pos / c) * u64::from(self.geo.shards)) * c + pos % c) as u32;
+                let slot = self.local_slot(shard, pos);
                 st.examined += 1;
                 self.reclaim_slot(ks, shard, slot, now, &mut st);
                 if st.examined >= budget {
@@ -1149,20 +1160,18 @@ impl Inner {
     /// A complete pass over every shard (startup, tests); same lock granularity as `reclaim`.
     fn reclaim_all(&self, now: u64) -> ReclaimStats {
         let mut st = ReclaimStats::default();
-        let c = u64::from(self.geo.chunk_records);
         for shard in 0..self.kshards.len() {
             let mut pos = 0;
             loop {
                 let mut ks = lock(&self.kshards[shard]);
                 let ks = &mut *ks;
                 self.release_deferred(ks);
-                let total = ks.chunks * c;
+                let total = ks.fresh;
                 if pos >= total {
                     break;
                 }
                 for p in pos..(pos + RECLAIM_SLOTS_PER_LOCK as u64).min(total) {
-                    let slot =
-                        ((shard as u64 + (p / c) * u64::from(self.geo.shards)) * c + p % c) as u32;
+                    let slot = self.local_slot(shard, p);
                     st.examined += 1;
                     self.reclaim_slot(ks, shard, slot, now, &mut st);
                 }

@@ -238,6 +238,7 @@ fn new_key_shard() -> KeyShard {
         keys: Index::default(),
         free: Vec::new(),
         chunks: 0,
+        fresh: 0,
         deferred: VecDeque::new(),
         active: HashMap::new(),
         reclaim_pos: 0,
@@ -384,14 +385,17 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
                         let mut ix = Index::with_capacity(n);
                         for b in all_buckets {
                             for &(tag, slot) in &b[r] {
-                                let rec = inner_ref.read_main(slot);
+                                // Records are read only on a tag match (rare): the build
+                                // stays a sequential pass over the buckets.
+                                let mut rec = None;
                                 let dup = ix.find(tag, |s| {
+                                    let me = *rec.get_or_insert_with(|| inner_ref.read_main(slot));
                                     let o = inner_ref.read_main(s);
-                                    (o.resource == rec.resource).then_some((s, o.seq))
+                                    (o.resource == me.resource).then_some((s, o.seq, me.seq))
                                 });
                                 match dup {
                                     None => ix.insert(tag, slot),
-                                    Some((old, old_seq)) if old_seq < rec.seq => {
+                                    Some((old, old_seq, seq)) if old_seq < seq => {
                                         assert!(ix.replace(tag, old, slot));
                                         losers.push(old);
                                     }
@@ -467,6 +471,7 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
                         }
                         totals.0 += ks.records;
                         totals.1 += sh.corrupt.len() as u64;
+                        ks.fresh = live.iter().rposition(|&l| l).map_or(0, |p| p as u64 + 1);
                         for (i, &slot) in slots.iter().enumerate().rev() {
                             if live[i] {
                                 continue;
@@ -480,7 +485,9 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
                                 }
                                 inner_ref.invalidate(slot);
                             }
-                            ks.free.push(slot);
+                            if (i as u64) < ks.fresh {
+                                ks.free.push(slot);
+                            }
                         }
                         *inner_ref.kshards[s].0.lock().expect("poisoned") = ks;
                     }
