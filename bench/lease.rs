@@ -47,6 +47,20 @@ fn rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU time of this process.
+fn cpu_time() -> Duration {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = s
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10) // USER_HZ = 100
+}
+
 fn cfg(path: &Path, n: u64, durability: Durability) -> TableConfig {
     TableConfig {
         shards: 64,
@@ -72,6 +86,22 @@ fn per_sec(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
+/// Runs `f`, printing ops/s by wall clock and by this process's CPU time (the VM is shared:
+/// CPU time shows what one core does when it is not taken by others).
+fn timed(label: &str, ops: u64, f: impl FnOnce()) {
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    f();
+    let wall = start.elapsed();
+    let cpu = cpu_time() - cpu0;
+    println!(
+        "{label:<44} {:>10.0} ops/s wall ({:.0} ns/op); {:>10.0} ops per CPU-second",
+        per_sec(ops, wall),
+        wall.as_nanos() as f64 / ops as f64,
+        per_sec(ops, cpu.max(Duration::from_millis(10)))
+    );
+}
+
 fn bench_size(dir: &Path, n: u64, cold: bool) {
     let path = dir.join(format!("bench-{n}.leases"));
     let _ = std::fs::remove_file(&path);
@@ -82,93 +112,63 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
 
     // Allocate-new: every call creates a binding (hash candidate, resource check, record
     // write, two index inserts).
-    let start = Instant::now();
-    for i in 0..n {
-        let d = duid(&mut buf, i);
-        let req = AllocRequest {
-            key: BindingKey {
-                duid: d,
-                iaid: 1,
-                ia_type: IaType::Na,
-            },
-            pool: &pool,
-            hint: None,
-            reserved: &NoReservations,
-            lifetimes: LT,
-            now: 1_000_000,
-        };
-        t.allocate(&req, true).unwrap();
-    }
-    let alloc = start.elapsed();
-    println!(
-        "N={n}: allocate-new   {:>10.0} ops/s ({:.0} ns/op)",
-        per_sec(n, alloc),
-        alloc.as_nanos() as f64 / n as f64
-    );
+    timed(&format!("N={n}: allocate-new"), n, || {
+        for i in 0..n {
+            let d = duid(&mut buf, i);
+            let req = AllocRequest {
+                key: BindingKey {
+                    duid: d,
+                    iaid: 1,
+                    ia_type: IaType::Na,
+                },
+                pool: &pool,
+                hint: None,
+                reserved: &NoReservations,
+                lifetimes: LT,
+                now: 1_000_000,
+            };
+            t.allocate(&req, true).unwrap();
+        }
+    });
 
     // Lookup-and-renew at random: lookup, then bind the same address with a new cltt (a
     // copy-on-write record update).
     let ops = n.min(4_000_000);
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let start = Instant::now();
-    for k in 0..ops {
-        let i = rng.next() % n;
-        let d = duid(&mut buf, i);
-        let key = BindingKey {
-            duid: d,
-            iaid: 1,
-            ia_type: IaType::Na,
-        };
-        let l = t.lookup(&key, &pool, 1_000_001).unwrap();
-        t.bind(&key, 1, l.resource, LT, 1_000_001 + k).unwrap();
-    }
-    let renew = start.elapsed();
-    println!(
-        "N={n}: lookup+renew   {:>10.0} ops/s ({:.0} ns/op)",
-        per_sec(ops, renew),
-        renew.as_nanos() as f64 / ops as f64
+    let renew = |rng: &mut Rng, buf: &mut [u8; 14], set: u64| {
+        for k in 0..ops {
+            let i = rng.next() % set;
+            let d = duid(buf, i);
+            let key = BindingKey {
+                duid: d,
+                iaid: 1,
+                ia_type: IaType::Na,
+            };
+            let l = t.lookup(&key, &pool, 1_000_001).unwrap();
+            t.bind(&key, 1, l.resource, LT, 1_000_001 + k).unwrap();
+        }
+    };
+    timed(&format!("N={n}: lookup+renew, random clients"), ops, || {
+        renew(&mut rng, &mut buf, n)
+    });
+    // Over a hot set of 16 Ki clients (fits in cache): the CPU cost of the operation itself.
+    timed(
+        &format!("N={n}: lookup+renew, hot 16 Ki clients"),
+        ops,
+        || renew(&mut rng, &mut buf, n.min(16 * 1024)),
     );
-
-    // Lookup-and-renew over a hot set of 16 Ki clients (fits in cache): the CPU cost of the
-    // operation itself, without DRAM misses.
-    let hot = n.min(16 * 1024);
-    let start = Instant::now();
-    for k in 0..ops {
-        let i = rng.next() % hot;
-        let d = duid(&mut buf, i);
-        let key = BindingKey {
-            duid: d,
-            iaid: 1,
-            ia_type: IaType::Na,
-        };
-        let l = t.lookup(&key, &pool, 1_000_001).unwrap();
-        t.bind(&key, 1, l.resource, LT, 1_000_001 + k).unwrap();
-    }
-    let hot_el = start.elapsed();
-    println!(
-        "N={n}: lookup+renew (hot 16Ki clients) {:>10.0} ops/s ({:.0} ns/op)",
-        per_sec(ops, hot_el),
-        hot_el.as_nanos() as f64 / ops as f64
-    );
-
-    // Lookup only.
-    let start = Instant::now();
-    for _ in 0..ops {
-        let i = rng.next() % n;
-        let d = duid(&mut buf, i);
-        let key = BindingKey {
-            duid: d,
-            iaid: 1,
-            ia_type: IaType::Na,
-        };
-        std::hint::black_box(t.lookup(&key, &pool, 1_000_001));
-    }
-    let look = start.elapsed();
-    println!(
-        "N={n}: lookup         {:>10.0} ops/s ({:.0} ns/op)",
-        per_sec(ops, look),
-        look.as_nanos() as f64 / ops as f64
-    );
+    timed(&format!("N={n}: lookup, random clients"), ops, || {
+        for _ in 0..ops {
+            let i = rng.next() % n;
+            let d = duid(&mut buf, i);
+            let key = BindingKey {
+                duid: d,
+                iaid: 1,
+                ia_type: IaType::Na,
+            };
+            std::hint::black_box(t.lookup(&key, &pool, 1_000_001));
+        }
+    });
 
     let st = t.stats();
     let rss = rss_bytes().saturating_sub(rss0);
@@ -187,8 +187,15 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
         let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
     }
     let start = Instant::now();
+    let cpu0 = cpu_time();
     let t = LeaseTable::open(cfg(&path, n, Durability::Mapped)).unwrap();
     let open = start.elapsed();
+    let open_cpu = cpu_time() - cpu0;
+    println!(
+        "N={n}: open {:.2} s wall, {:.2} s CPU (user+sys, all threads)",
+        open.as_secs_f64(),
+        open_cpu.as_secs_f64()
+    );
     assert_eq!(t.len(), n);
     let rss_reopen = rss_bytes().saturating_sub(rss0);
     let st = t.stats();

@@ -394,9 +394,21 @@ impl Inner {
         mut want: impl FnMut(&Record) -> bool,
     ) -> Option<(u32, Record)> {
         let mut best: Option<(u32, Record)> = None;
+        let ia = ia_code(key.ia_type);
         ks.keys.find(tag, |slot| {
-            let r = self.read_main(slot);
-            if self.key_matches(&r, key) && want(&r) && best.is_none_or(|(_, b)| r.seq > b.seq) {
+            let raw = self.region.read::<RECORD_SIZE>(self.slot_offset(slot));
+            // Cheap check on the raw bytes first; decode only the client's own records.
+            if !record::raw_key_matches(&raw, key.duid, key.iaid, ia) {
+                return None;
+            }
+            let r = match record::decode_trusted(&raw) {
+                Ok(Slot::Main(r)) => r,
+                other => panic!("indexed slot {slot} holds {other:?}"),
+            };
+            if (!r.has_ext() || self.key_matches(&r, key))
+                && want(&r)
+                && best.is_none_or(|(_, b)| r.seq > b.seq)
+            {
                 best = Some((slot, r));
             }
             None::<()>
@@ -406,8 +418,11 @@ impl Inner {
 
     fn find_res(&self, rs: &ResShard, tag: u32, res: Resource) -> Option<(u32, Record)> {
         rs.res.find(tag, |slot| {
-            let r = self.read_main(slot);
-            (r.resource == res).then_some((slot, r))
+            let raw = self.region.read::<RECORD_SIZE>(self.slot_offset(slot));
+            if !record::raw_resource_matches(&raw, res) {
+                return None;
+            }
+            Some((slot, self.read_main(slot)))
         })
     }
 

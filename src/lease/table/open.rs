@@ -300,6 +300,7 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
         .unwrap_or(1)
         .clamp(1, 8);
     let logged = AtomicU64::new(0);
+    inner.region.prefault(inner.region.valid_len());
     let inner_ref: &Inner = inner;
 
     // Phase 1: decode every slot of every shard; bucket mains by resource shard.

@@ -304,6 +304,29 @@ fn decode_inner(b: &[u8; RECORD_SIZE], verify: bool) -> Result<Slot, Corrupt> {
     }))
 }
 
+/// Does the main record in `b` belong to this binding key? Compares the inline DUID bytes only
+/// (the caller compares extension bytes of a long DUID).
+#[inline]
+pub fn raw_key_matches(b: &[u8; RECORD_SIZE], duid: &[u8], iaid: u32, ia_type: u8) -> bool {
+    if b[field::IA_TYPE] != ia_type
+        || usize::from(b[field::DUID_LEN]) != duid.len()
+        || rd_u32(&b[field::IAID]) != iaid
+    {
+        return false;
+    }
+    if duid.len() <= DUID_INLINE_MAX {
+        b[field::DUID.start..field::DUID.start + duid.len()] == *duid
+    } else {
+        b[field::DUID.start + 8..field::DUID.end] == duid[..DUID_INLINE_PREFIX]
+    }
+}
+
+/// Does the main record in `b` hold exactly this resource?
+#[inline]
+pub fn raw_resource_matches(b: &[u8; RECORD_SIZE], r: Resource) -> bool {
+    b[field::PREFIX_LEN] == r.len && b[field::ADDR] == r.addr.octets()
+}
+
 fn rd_u32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
