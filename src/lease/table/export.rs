@@ -136,7 +136,9 @@ pub fn read_all(path: &Path) -> Result<(Vec<LeaseEntry>, ExportSummary), TableEr
             alloc_server: r.alloc_server,
         };
         match by_res.get(&e.resource) {
-            Some(old) if old.seq >= e.seq => sum.superseded += 1,
+            Some(old) if (old.seq, old.partner_acked) >= (e.seq, e.partner_acked) => {
+                sum.superseded += 1
+            }
             Some(_) => {
                 sum.superseded += 1;
                 by_res.insert(e.resource, e);

@@ -621,9 +621,24 @@ impl Inner {
         old: &Record,
         new: &mut Record,
     ) -> Result<(), StoreError> {
+        // A new version of the binding: the partner has not seen it yet (RFC 8156 §5.2.2).
+        new.seq = self.next_seq();
+        new.partner_acked = false;
+        self.rewrite(ks, shard, ktag, old_slot, old, new)
+    }
+
+    /// Copy-on-write of `old_slot` as `new`, sequence number as set by the caller.
+    fn rewrite(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        ktag: u32,
+        old_slot: u32,
+        old: &Record,
+        new: &mut Record,
+    ) -> Result<(), StoreError> {
         debug_assert_eq!(old.resource, new.resource);
         let slot = self.alloc_slot(ks, shard)?;
-        new.seq = self.next_seq();
         new.duid_inline = old.duid_inline;
         new.duid_len = old.duid_len;
         self.write_record(slot, &new.encode());
@@ -1090,6 +1105,56 @@ impl Inner {
         .map(|(_, r)| lease_of(&r))
     }
 
+    fn partner_acked(
+        &self,
+        key: &BindingKey<'_>,
+        resource: Resource,
+        seq: u64,
+        partner_expires: u64,
+    ) -> Result<bool, StoreError> {
+        self.check_writable()?;
+        let (ktag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
+        let shard = shard_of(low, self.kshards.len());
+        let mut ks = lock(&self.kshards[shard]);
+        let ks = &mut *ks;
+        let Some((slot, old)) =
+            self.find_key(ks, ktag, key, |r| r.resource == resource && r.seq == seq)
+        else {
+            return Ok(false); // changed since: the newer update will be acknowledged instead
+        };
+        let mut new = Record {
+            partner_acked: true,
+            partner_expires,
+            ..old
+        };
+        self.rewrite(ks, shard, ktag, slot, &old, &mut new)?;
+        Ok(true)
+    }
+
+    fn entry(&self, key: &BindingKey<'_>, resource: Resource) -> Option<LeaseEntry> {
+        if key.duid.is_empty() || key.duid.len() > DUID_MAX {
+            return None;
+        }
+        let (ktag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
+        let ks = lock(&self.kshards[shard_of(low, self.kshards.len())]);
+        self.find_key(&ks, ktag, key, |r| r.resource == resource)
+            .map(|(_, r)| LeaseEntry {
+                duid: key.duid.to_vec(),
+                iaid: r.iaid,
+                ia_type: r.ia_type,
+                resource: r.resource,
+                state: r.state,
+                pool_id: r.pool_id,
+                lifetimes: r.lifetimes,
+                cltt: r.cltt,
+                expires_at: r.expires_at(),
+                partner_expires: r.partner_expires,
+                partner_acked: r.partner_acked,
+                seq: r.seq,
+                alloc_server: r.alloc_server,
+            })
+    }
+
     fn reclaim(&self, now: u64, budget: u64) -> ReclaimStats {
         let mut st = ReclaimStats::default();
         // One pass over the file at most per call.
@@ -1327,6 +1392,26 @@ impl LeaseTable {
     }
 
     /// Has the table failed closed (I/O error)?
+    /// Failover: the full record of `key`'s binding of `resource` (any keyed state), with its
+    /// update sequence number and partner fields.
+    pub fn entry(&self, key: &BindingKey<'_>, resource: Resource) -> Option<LeaseEntry> {
+        self.inner.entry(key, resource)
+    }
+
+    /// Failover: the partner acknowledged update `seq` of `key`'s binding of `resource` with
+    /// partner lifetime `partner_expires` (RFC 8156 BNDREPLY). Returns `Ok(false)` when the
+    /// binding has changed since (a newer update is then pending acknowledgement).
+    pub fn partner_acked(
+        &self,
+        key: &BindingKey<'_>,
+        resource: Resource,
+        seq: u64,
+        partner_expires: u64,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .partner_acked(key, resource, seq, partner_expires)
+    }
+
     pub fn is_failed(&self) -> bool {
         self.inner.failed.load(Ordering::Relaxed)
     }

@@ -392,7 +392,12 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
                                 let dup = ix.find(tag, |s| {
                                     let me = *rec.get_or_insert_with(|| inner_ref.read_main(slot));
                                     let o = inner_ref.read_main(s);
-                                    (o.resource == me.resource).then_some((s, o.seq, me.seq))
+                                    // Newer wins; on a tie (a partner-ack rewrite) the acknowledged copy.
+                                    (o.resource == me.resource).then_some((
+                                        s,
+                                        (o.seq, o.partner_acked),
+                                        (me.seq, me.partner_acked),
+                                    ))
                                 });
                                 match dup {
                                     None => ix.insert(tag, slot),

@@ -225,3 +225,92 @@ fn corrupt_header_copy_is_repaired() {
         Err(TableError::BadHeader { .. })
     ));
 }
+
+#[test]
+fn export_json_and_csv_with_filters() {
+    let p = tmp_path("export");
+    let na = na_pool();
+    let pd = pd_pool();
+    {
+        let t = LeaseTable::open(small_cfg(p.clone())).unwrap();
+        t.allocate(&req(b"\x00\x01abc", 5, &na, 100), true).unwrap();
+        t.allocate(&req(b"\x00\x01abc", 5, &pd, 100), true).unwrap();
+        t.allocate(&req(b"\x00\x02xyz", 6, &na, 100), true).unwrap();
+    }
+    let mut out = Vec::new();
+    let sum = export(&p, ExportFormat::JsonLines, &ExportFilter::All, &mut out).unwrap();
+    assert_eq!((sum.records, sum.exported, sum.corrupt), (3, 3, 0));
+    let text = String::from_utf8(out).unwrap();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["state"], "active");
+        assert!(v["duid"].as_str().unwrap().starts_with("000"));
+    }
+    let mut out = Vec::new();
+    let f = ExportFilter::Duid(b"\x00\x01abc".to_vec());
+    assert_eq!(
+        export(&p, ExportFormat::Csv, &f, &mut out)
+            .unwrap()
+            .exported,
+        2
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("duid,iaid,ia_type,resource,state"));
+    assert_eq!(text.lines().count(), 3);
+    let f = ExportFilter::Prefix(pd.base, 40);
+    let mut out = Vec::new();
+    assert_eq!(
+        export(&p, ExportFormat::Csv, &f, &mut out)
+            .unwrap()
+            .exported,
+        1
+    );
+    let (entries, _) = read_all(&p).unwrap();
+    let a = entries
+        .iter()
+        .find(|e| e.ia_type == IaType::Na)
+        .unwrap()
+        .resource
+        .addr;
+    let mut out = Vec::new();
+    assert_eq!(
+        export(
+            &p,
+            ExportFormat::JsonLines,
+            &ExportFilter::Address(a),
+            &mut out
+        )
+        .unwrap()
+        .exported,
+        1
+    );
+}
+
+#[test]
+fn partner_ack_is_recorded_and_reset_by_updates() {
+    let p = tmp_path("ack");
+    let na = na_pool();
+    let t = LeaseTable::open(TableConfig {
+        server_id: 1,
+        ..small_cfg(p.clone())
+    })
+    .unwrap();
+    let r = req(b"acked", 3, &na, 100);
+    let l = t.allocate(&r, true).unwrap();
+    let e = t.entry(&r.key, l.resource).unwrap();
+    assert!(!e.partner_acked);
+    assert_eq!(e.alloc_server, 1);
+    assert_eq!(
+        t.partner_acked(&r.key, l.resource, e.seq + 1, 500),
+        Ok(false)
+    );
+    assert_eq!(t.partner_acked(&r.key, l.resource, e.seq, 500), Ok(true));
+    let e2 = t.entry(&r.key, l.resource).unwrap();
+    assert!(e2.partner_acked && e2.partner_expires == 500 && e2.seq == e.seq);
+    drop(t);
+    let t = LeaseTable::open(small_cfg(p)).unwrap();
+    assert_eq!(t.entry(&r.key, l.resource).unwrap(), e2, "survives reopen");
+    t.bind(&r.key, 1, l.resource, LT, 150).unwrap();
+    let e3 = t.entry(&r.key, l.resource).unwrap();
+    assert!(!e3.partner_acked && e3.seq > e2.seq && e3.partner_expires == 500);
+}
