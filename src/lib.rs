@@ -14,4 +14,5 @@ pub mod config;
 pub mod io;
 pub mod lease;
 pub mod proto;
+pub mod stats;
 pub mod wire;
