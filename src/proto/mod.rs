@@ -63,7 +63,10 @@ pub struct Server<S: LeaseStore> {
 
 impl<S: LeaseStore> Server<S> {
     pub fn new(_config: &Config, store: S, server_duid: Vec<u8>) -> Self {
-        Server { store, _duid: server_duid }
+        Server {
+            store,
+            _duid: server_duid,
+        }
     }
 
     /// Tell the core that OS interface `ifindex` is the configured interface `name`, so direct

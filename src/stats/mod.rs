@@ -77,7 +77,9 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { buckets: (0..LATENCY_BUCKETS).map(|_| Counter::default()).collect() }
+        Histogram {
+            buckets: (0..LATENCY_BUCKETS).map(|_| Counter::default()).collect(),
+        }
     }
 }
 
@@ -144,9 +146,16 @@ mod tests {
             assert!(b < LATENCY_BUCKETS);
             last = b;
             if v < 1 << MAX_EXPONENT {
-                assert!(bucket_high(b) >= v, "upper bound {} below value {v}", bucket_high(b));
+                assert!(
+                    bucket_high(b) >= v,
+                    "upper bound {} below value {v}",
+                    bucket_high(b)
+                );
                 // Relative error bound of the log-linear layout.
-                assert!(bucket_high(b) - v <= v / SUB_BUCKETS as u64 + 1, "bucket too wide at {v}");
+                assert!(
+                    bucket_high(b) - v <= v / SUB_BUCKETS as u64 + 1,
+                    "bucket too wide at {v}"
+                );
             }
         }
     }
