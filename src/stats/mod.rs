@@ -133,6 +133,173 @@ impl LatencySummary {
     }
 }
 
+/// Message-type slots: DHCPv6 types are 1..=13 (RFC 8415 §7.3); slot 0 and any unknown type
+/// share slot 0.
+pub const MSG_TYPE_SLOTS: usize = 16;
+
+/// The slot of a message type byte.
+#[inline]
+pub fn msg_type_slot(t: u8) -> usize {
+    if (1..MSG_TYPE_SLOTS as u8).contains(&t) {
+        t as usize
+    } else {
+        0
+    }
+}
+
+/// Name of a message-type slot, as used in JSON and metrics.
+pub fn msg_type_name(slot: usize) -> &'static str {
+    const NAMES: [&str; MSG_TYPE_SLOTS] = [
+        "other",
+        "solicit",
+        "advertise",
+        "request",
+        "confirm",
+        "renew",
+        "rebind",
+        "reply",
+        "release",
+        "decline",
+        "reconfigure",
+        "information_request",
+        "relay_forw",
+        "relay_repl",
+        "type14",
+        "type15",
+    ];
+    NAMES.get(slot).copied().unwrap_or("other")
+}
+
+/// Everything one worker counts. Aligned to 128 bytes (two cache lines, the prefetch pair) so
+/// workers never write into each other's lines.
+#[derive(Debug)]
+#[repr(align(128))]
+pub struct WorkerStats {
+    /// Frames or datagrams taken from the RX ring / socket.
+    pub rx: Counter,
+    /// Replies handed to the TX ring / socket.
+    pub tx: Counter,
+    /// Replies the backend could not send (TX ring full, socket error).
+    pub tx_errors: Counter,
+    /// Requests not answered, by [`crate::proto::DropReason`] index.
+    pub drops: Box<[Counter]>,
+    /// Frames dropped before the core saw them (not IPv6/UDP, bad checksum), by backend reason.
+    pub frame_drops: Counter,
+    /// Received and sent messages by type (outermost message; relayed requests count as
+    /// relay_forw, their inner type in `rx_inner_by_type`).
+    pub rx_by_type: [Counter; MSG_TYPE_SLOTS],
+    pub tx_by_type: [Counter; MSG_TYPE_SLOTS],
+    /// XDP backend: times the fill ring was found empty, and ring occupancy gauges.
+    pub fill_ring_empty: Counter,
+    pub rx_ring_occupancy: Counter,
+    pub tx_ring_occupancy: Counter,
+    /// Receive-to-transmit time of answered requests, nanoseconds.
+    pub latency_ns: Histogram,
+}
+
+impl WorkerStats {
+    pub fn new() -> Self {
+        WorkerStats {
+            rx: Counter::default(),
+            tx: Counter::default(),
+            tx_errors: Counter::default(),
+            drops: (0..crate::proto::DropReason::COUNT)
+                .map(|_| Counter::default())
+                .collect(),
+            frame_drops: Counter::default(),
+            rx_by_type: Default::default(),
+            tx_by_type: Default::default(),
+            fill_ring_empty: Counter::default(),
+            rx_ring_occupancy: Counter::default(),
+            tx_ring_occupancy: Counter::default(),
+            latency_ns: Histogram::default(),
+        }
+    }
+
+    #[inline]
+    pub fn drop(&self, reason: crate::proto::DropReason) {
+        self.drops[reason.index()].incr();
+    }
+
+    /// A consistent-enough copy for reporting (each counter is read once; counters are
+    /// monotonic so rates between two snapshots are never negative).
+    pub fn snapshot(&self, worker: usize) -> WorkerSnapshot {
+        let drops = crate::proto::DropReason::ALL
+            .iter()
+            .map(|r| (r.name().to_owned(), self.drops[r.index()].get()))
+            .collect();
+        let by_type = |c: &[Counter; MSG_TYPE_SLOTS]| {
+            c.iter()
+                .enumerate()
+                .filter(|(_, c)| c.get() > 0)
+                .map(|(i, c)| (msg_type_name(i).to_owned(), c.get()))
+                .collect()
+        };
+        let buckets = self.latency_ns.snapshot();
+        WorkerSnapshot {
+            worker,
+            rx: self.rx.get(),
+            tx: self.tx.get(),
+            tx_errors: self.tx_errors.get(),
+            frame_drops: self.frame_drops.get(),
+            drops,
+            rx_by_type: by_type(&self.rx_by_type),
+            tx_by_type: by_type(&self.tx_by_type),
+            fill_ring_empty: self.fill_ring_empty.get(),
+            rx_ring_occupancy: self.rx_ring_occupancy.get(),
+            tx_ring_occupancy: self.tx_ring_occupancy.get(),
+            latency_buckets: buckets
+                .iter()
+                .enumerate()
+                .filter(|(_, &n)| n > 0)
+                .map(|(i, &n)| (i as u32, n))
+                .collect(),
+        }
+    }
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One worker's counters at one moment, as they travel over the control socket.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct WorkerSnapshot {
+    pub worker: usize,
+    pub rx: u64,
+    pub tx: u64,
+    pub tx_errors: u64,
+    pub frame_drops: u64,
+    pub drops: std::collections::BTreeMap<String, u64>,
+    pub rx_by_type: std::collections::BTreeMap<String, u64>,
+    pub tx_by_type: std::collections::BTreeMap<String, u64>,
+    pub fill_ring_empty: u64,
+    pub rx_ring_occupancy: u64,
+    pub tx_ring_occupancy: u64,
+    /// Sparse latency histogram: (bucket index, count).
+    pub latency_buckets: Vec<(u32, u64)>,
+}
+
+impl WorkerSnapshot {
+    /// Total requests dropped for any reason.
+    pub fn dropped(&self) -> u64 {
+        self.drops.values().sum::<u64>() + self.frame_drops
+    }
+
+    /// Dense latency buckets.
+    pub fn dense_latency(&self) -> Vec<u64> {
+        let mut b = vec![0u64; LATENCY_BUCKETS];
+        for &(i, n) in &self.latency_buckets {
+            if let Some(slot) = b.get_mut(i as usize) {
+                *slot = n;
+            }
+        }
+        b
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
