@@ -1,5 +1,7 @@
 //! Command-line front end: argument parsing and the subcommands' top-level flow.
 
+pub mod stats;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};

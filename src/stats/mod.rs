@@ -248,12 +248,7 @@ impl WorkerStats {
             fill_ring_empty: self.fill_ring_empty.get(),
             rx_ring_occupancy: self.rx_ring_occupancy.get(),
             tx_ring_occupancy: self.tx_ring_occupancy.get(),
-            latency_buckets: buckets
-                .iter()
-                .enumerate()
-                .filter(|(_, &n)| n > 0)
-                .map(|(i, &n)| (i as u32, n))
-                .collect(),
+            latency_buckets: sparse(&buckets),
         }
     }
 }
@@ -298,6 +293,105 @@ impl WorkerSnapshot {
         }
         b
     }
+}
+
+/// Usage of one pool.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct PoolUsage {
+    pub link: String,
+    /// `2001:db8::100-2001:db8::1ff` for addresses, `2001:db8:100::/40 /56` for prefixes.
+    pub pool: String,
+    /// "na" or "pd".
+    pub kind: String,
+    pub total: u64,
+    pub used: u64,
+}
+
+/// Failover figures, once failover is configured.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct FailoverSnapshot {
+    pub state: String,
+    pub partner_state: String,
+    pub connected: bool,
+    /// Lease updates queued for the partner and not yet acknowledged.
+    pub unacked_updates: u64,
+    /// Age of the oldest unacknowledged update, milliseconds.
+    pub lag_ms: u64,
+}
+
+/// The whole server at one moment: what `xdhcp6 stats --json` prints.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct ServerSnapshot {
+    pub version: String,
+    pub uptime_secs: u64,
+    /// Server monotonic clock when taken, nanoseconds; rates divide counter deltas by its delta.
+    pub monotonic_ns: u64,
+    pub backend: String,
+    /// "zero-copy", "copy" or "" for the socket backend.
+    pub xdp_mode: String,
+    pub workers: Vec<WorkerSnapshot>,
+    pub pools: Vec<PoolUsage>,
+    pub leases_active: u64,
+    pub failover: Option<FailoverSnapshot>,
+}
+
+impl ServerSnapshot {
+    /// Sum of all workers.
+    pub fn total(&self) -> WorkerSnapshot {
+        let mut t = WorkerSnapshot {
+            worker: usize::MAX,
+            ..Default::default()
+        };
+        let mut lat = vec![0u64; LATENCY_BUCKETS];
+        for w in &self.workers {
+            t.rx += w.rx;
+            t.tx += w.tx;
+            t.tx_errors += w.tx_errors;
+            t.frame_drops += w.frame_drops;
+            t.fill_ring_empty += w.fill_ring_empty;
+            t.rx_ring_occupancy += w.rx_ring_occupancy;
+            t.tx_ring_occupancy += w.tx_ring_occupancy;
+            for (k, v) in &w.drops {
+                *t.drops.entry(k.clone()).or_default() += v;
+            }
+            for (k, v) in &w.rx_by_type {
+                *t.rx_by_type.entry(k.clone()).or_default() += v;
+            }
+            for (k, v) in &w.tx_by_type {
+                *t.tx_by_type.entry(k.clone()).or_default() += v;
+            }
+            for &(i, n) in &w.latency_buckets {
+                if let Some(b) = lat.get_mut(i as usize) {
+                    *b += n;
+                }
+            }
+        }
+        t.latency_buckets = sparse(&lat);
+        t
+    }
+}
+
+/// Sparse form of dense buckets.
+pub fn sparse(dense: &[u64]) -> Vec<(u32, u64)> {
+    dense
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n > 0)
+        .map(|(i, &n)| (i as u32, n))
+        .collect()
+}
+
+/// Dense bucket-wise `cur - prev` (saturating, for a worker that restarted its counters).
+pub fn latency_delta(cur: &WorkerSnapshot, prev: Option<&WorkerSnapshot>) -> Vec<u64> {
+    let mut d = cur.dense_latency();
+    if let Some(p) = prev {
+        for &(i, n) in &p.latency_buckets {
+            if let Some(b) = d.get_mut(i as usize) {
+                *b = b.saturating_sub(n);
+            }
+        }
+    }
+    d
 }
 
 #[cfg(test)]
