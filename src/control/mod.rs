@@ -8,6 +8,8 @@
 //! short-lived thread, at most [`MAX_CONNECTIONS`] at once, so a silent client cannot stall
 //! others, and none of this touches the packet path.
 
+pub mod metrics;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
