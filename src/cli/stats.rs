@@ -126,17 +126,6 @@ pub fn render(cur: &ServerSnapshot, prev: Option<&ServerSnapshot>) -> String {
             .unwrap_or(0);
         let _ = writeln!(out, "{reason:<28} {:>11.0} {n:>14}", rate(n, pn, secs));
     }
-    if total.frame_drops > 0 {
-        any = true;
-        let pn = ptotal.as_ref().map_or(0, |p| p.frame_drops);
-        let _ = writeln!(
-            out,
-            "{:<28} {:>11.0} {:>14}",
-            "bad_frame",
-            rate(total.frame_drops, pn, secs),
-            total.frame_drops
-        );
-    }
     if !any {
         let _ = writeln!(out, "(none)");
     }

@@ -64,7 +64,7 @@ pub fn render(s: &ServerSnapshot) -> String {
     );
     let _ = writeln!(o, "xdhcp6_uptime_seconds {}", s.uptime_secs);
 
-    let simple: [(&str, &str, WorkerField); 4] = [
+    let simple: [(&str, &str, WorkerField); 3] = [
         (
             "xdhcp6_received_total",
             "Requests received by the worker.",
@@ -105,11 +105,6 @@ pub fn render(s: &ServerSnapshot) -> String {
                 esc(reason)
             );
         }
-        let _ = writeln!(
-            o,
-            "xdhcp6_dropped_total{{worker=\"{}\",reason=\"bad_frame\"}} {}",
-            w.worker, w.frame_drops
-        );
     }
     for (name, help, rx) in [
         (

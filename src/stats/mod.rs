@@ -170,6 +170,58 @@ pub fn msg_type_name(slot: usize) -> &'static str {
     NAMES.get(slot).copied().unwrap_or("other")
 }
 
+/// Why the backend itself (not the protocol core) could not hand a datagram to the core or send
+/// its reply. `Copy`, indexes per-worker counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum IoDrop {
+    /// The datagram was larger than the receive slot and arrived cut short.
+    Truncated,
+    /// No IPV6_PKTINFO came with the datagram, so its arrival interface is unknown.
+    NoPacketInfo,
+    /// Receiving failed with something other than "nothing to read".
+    RecvError,
+    /// The kernel refused to send a reply (no route, interface down, buffer full).
+    SendError,
+    /// A frame that is not a well-formed Ethernet/IPv6/UDP datagram (XDP backend).
+    BadFrame,
+    /// A frame whose UDP checksum does not verify (XDP backend).
+    BadChecksum,
+    /// A non-first IPv6 fragment (XDP backend; DHCPv6 never needs reassembly at these sizes).
+    Fragment,
+    /// No TX ring slot or UMEM frame for the reply (XDP backend).
+    TxRingFull,
+}
+
+impl IoDrop {
+    pub const COUNT: usize = 8;
+    pub const ALL: [IoDrop; Self::COUNT] = [
+        IoDrop::Truncated,
+        IoDrop::NoPacketInfo,
+        IoDrop::RecvError,
+        IoDrop::SendError,
+        IoDrop::BadFrame,
+        IoDrop::BadChecksum,
+        IoDrop::Fragment,
+        IoDrop::TxRingFull,
+    ];
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+    pub const fn name(self) -> &'static str {
+        match self {
+            IoDrop::Truncated => "io_truncated",
+            IoDrop::NoPacketInfo => "io_no_packet_info",
+            IoDrop::RecvError => "io_recv_error",
+            IoDrop::SendError => "io_send_error",
+            IoDrop::BadFrame => "io_bad_frame",
+            IoDrop::BadChecksum => "io_bad_checksum",
+            IoDrop::Fragment => "io_fragment",
+            IoDrop::TxRingFull => "io_tx_ring_full",
+        }
+    }
+}
+
 /// Everything one worker counts. Aligned to 128 bytes (two cache lines, the prefetch pair) so
 /// workers never write into each other's lines.
 #[derive(Debug)]
@@ -179,12 +231,10 @@ pub struct WorkerStats {
     pub rx: Counter,
     /// Replies handed to the TX ring / socket.
     pub tx: Counter,
-    /// Replies the backend could not send (TX ring full, socket error).
-    pub tx_errors: Counter,
     /// Requests not answered, by [`crate::proto::DropReason`] index.
     pub drops: Box<[Counter]>,
-    /// Frames dropped before the core saw them (not IPv6/UDP, bad checksum), by backend reason.
-    pub frame_drops: Counter,
+    /// Datagrams the backend dropped before or after the core, by [`IoDrop`] index.
+    pub io_drops: [Counter; IoDrop::COUNT],
     /// Received and sent messages by type (outermost message; relayed requests count as
     /// relay_forw, their inner type in `rx_inner_by_type`).
     pub rx_by_type: [Counter; MSG_TYPE_SLOTS],
@@ -221,12 +271,22 @@ impl WorkerStats {
         self.drops[reason.index()].incr();
     }
 
+    #[inline]
+    pub fn io_drop(&self, reason: IoDrop, n: u64) {
+        self.io_drops[reason.index()].add(n);
+    }
+
     /// A consistent-enough copy for reporting (each counter is read once; counters are
     /// monotonic so rates between two snapshots are never negative).
     pub fn snapshot(&self, worker: usize) -> WorkerSnapshot {
         let drops = crate::proto::DropReason::ALL
             .iter()
             .map(|r| (r.name().to_owned(), self.drops[r.index()].get()))
+            .chain(
+                IoDrop::ALL
+                    .iter()
+                    .map(|r| (r.name().to_owned(), self.io_drops[r.index()].get())),
+            )
             .collect();
         let by_type = |c: &[Counter; MSG_TYPE_SLOTS]| {
             c.iter()
@@ -240,8 +300,6 @@ impl WorkerStats {
             worker,
             rx: self.rx.get(),
             tx: self.tx.get(),
-            tx_errors: self.tx_errors.get(),
-            frame_drops: self.frame_drops.get(),
             drops,
             rx_by_type: by_type(&self.rx_by_type),
             tx_by_type: by_type(&self.tx_by_type),
@@ -265,8 +323,7 @@ pub struct WorkerSnapshot {
     pub worker: usize,
     pub rx: u64,
     pub tx: u64,
-    pub tx_errors: u64,
-    pub frame_drops: u64,
+    /// Drops by reason: protocol-core reasons and backend (`io_*`) reasons.
     pub drops: std::collections::BTreeMap<String, u64>,
     pub rx_by_type: std::collections::BTreeMap<String, u64>,
     pub tx_by_type: std::collections::BTreeMap<String, u64>,
@@ -280,7 +337,7 @@ pub struct WorkerSnapshot {
 impl WorkerSnapshot {
     /// Total requests dropped for any reason.
     pub fn dropped(&self) -> u64 {
-        self.drops.values().sum::<u64>() + self.frame_drops
+        self.drops.values().sum::<u64>()
     }
 
     /// Dense latency buckets.
@@ -346,8 +403,6 @@ impl ServerSnapshot {
         for w in &self.workers {
             t.rx += w.rx;
             t.tx += w.tx;
-            t.tx_errors += w.tx_errors;
-            t.frame_drops += w.frame_drops;
             t.fill_ring_empty += w.fill_ring_empty;
             t.rx_ring_occupancy += w.rx_ring_occupancy;
             t.tx_ring_occupancy += w.tx_ring_occupancy;
