@@ -74,11 +74,6 @@ pub fn render(s: &ServerSnapshot) -> String {
             w.tx
         }),
         (
-            "xdhcp6_tx_errors_total",
-            "Replies that could not be sent.",
-            |w| w.tx_errors,
-        ),
-        (
             "xdhcp6_fill_ring_empty_total",
             "Times the AF_XDP fill ring was found empty.",
             |w| w.fill_ring_empty,

@@ -252,11 +252,10 @@ impl WorkerStats {
         WorkerStats {
             rx: Counter::default(),
             tx: Counter::default(),
-            tx_errors: Counter::default(),
             drops: (0..crate::proto::DropReason::COUNT)
                 .map(|_| Counter::default())
                 .collect(),
-            frame_drops: Counter::default(),
+            io_drops: Default::default(),
             rx_by_type: Default::default(),
             tx_by_type: Default::default(),
             fill_ring_empty: Counter::default(),
