@@ -71,9 +71,12 @@ fn parse(text: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
         let key = e.path().to_string();
         let inner = e.into_inner();
         let (line, column) = error::line_col(text, inner.span().map_or(0, |s| s.start));
+        // "i64" is serde's word for what the file calls an integer.
+        let reason =
+            error::one_line(inner.message()).replace("expected i64", "expected an integer");
         ConfigError::Schema {
             key,
-            reason: error::one_line(inner.message()),
+            reason,
             line,
             column,
         }

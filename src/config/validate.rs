@@ -819,11 +819,7 @@ struct Span {
 
 fn net_span(n: &Ipv6Net) -> (u128, u128) {
     let start = u128::from(n.addr);
-    let host = if n.len == 0 {
-        u128::MAX
-    } else {
-        u128::MAX >> n.len
-    };
+    let host = u128::MAX.checked_shr(u32::from(n.len)).unwrap_or(0);
     (start, start | host)
 }
 
