@@ -141,7 +141,7 @@ pub struct ServerConfig {
     pub lease_file: PathBuf,
     /// The control socket path.
     pub control_socket: PathBuf,
-    /// How long a declined address stays out of circulation, seconds.
+    /// How long a declined address stays out of circulation, seconds (> 0, finite).
     pub decline_quarantine_secs: u32,
 }
 
@@ -162,7 +162,9 @@ pub struct Link {
     pub preferred_lifetime: u32,
     pub valid_lifetime: u32,
     /// Renewal (T1) and rebinding (T2) times; `None` derives 0.5 and 0.8 of the preferred
-    /// lifetime (RFC 8415 §21.4).
+    /// lifetime (RFC 8415 §21.4). Both are `None` or both `Some`. `Some(0)` (then both are 0)
+    /// is sent as 0: the client chooses. Validated: 0 < T1 ≤ T2 ≤ preferred lifetime (unless
+    /// that is infinite), or both 0. Lifetimes may be [`INFINITE`]; preferred ≤ valid, both > 0.
     pub t1: Option<u32>,
     pub t2: Option<u32>,
     /// Answer a Solicit carrying Rapid Commit with a committed Reply (RFC 8415 §18.3.1).

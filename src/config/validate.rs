@@ -416,22 +416,24 @@ fn link(
 
     let options = options(&lk, rl.options.as_ref(), defaults.options.as_ref())?;
 
+    // Hash maps, not pairwise scans: an ISP link may carry many thousands of reservations.
     let mut reservations: Vec<Reservation> = Vec::with_capacity(rl.reservation.len());
+    let mut by_duid: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut by_address: HashMap<Ipv6Addr, usize> = HashMap::new();
     for (k, r) in rl.reservation.iter().enumerate() {
         let key = format!("{lk}.reservation[{k}]");
         let res = reservation(&key, r, &subnet)?;
-        for (m, other) in reservations.iter().enumerate() {
-            let okey = format!("{lk}.reservation[{m}]");
-            if other.duid == res.duid {
-                return Err(ConfigError::invalid(
-                    format!("{key}.duid"),
-                    format!("DUID is already reserved by {okey} on this link"),
-                ));
-            }
-            if res.address.is_some() && other.address == res.address {
+        if let Some(m) = by_duid.insert(res.duid.clone(), k) {
+            return Err(ConfigError::invalid(
+                format!("{key}.duid"),
+                format!("DUID is already reserved by {lk}.reservation[{m}] on this link"),
+            ));
+        }
+        if let Some(a) = res.address {
+            if let Some(m) = by_address.insert(a, k) {
                 return Err(ConfigError::invalid(
                     format!("{key}.address"),
-                    format!("address is already reserved by {okey}"),
+                    format!("address is already reserved by {lk}.reservation[{m}]"),
                 ));
             }
         }
