@@ -396,8 +396,7 @@ fn link(
         }
     };
 
-    let rapid_commit =
-        pick(&rl.rapid_commit, &defaults.rapid_commit, String::new(), "").is_some_and(|(v, _)| *v);
+    let rapid_commit = rl.rapid_commit.or(defaults.rapid_commit).unwrap_or(false);
 
     let preference = match pick(
         &rl.preference,
