@@ -7,6 +7,8 @@
 
 use std::net::Ipv6Addr;
 
+pub mod memory;
+
 /// Which kind of identity association a binding belongs to (RFC 8415 §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IaType {
@@ -63,7 +65,10 @@ impl PoolSpec {
         let shift = 128 - u32::from(self.len);
         let off = u128::from(i).checked_shl(shift).unwrap_or(0);
         let addr = u128::from(self.base).wrapping_add(off);
-        Some(Resource { addr: Ipv6Addr::from(addr), len: self.len })
+        Some(Resource {
+            addr: Ipv6Addr::from(addr),
+            len: self.len,
+        })
     }
 
     /// The index of `r` in the pool, if it belongs to it.
@@ -169,7 +174,8 @@ pub trait LeaseStore: Send + Sync {
 
     /// Release the client's binding of `resource` (RFC 8415 §18.3.7). `Err(NoBinding)` if the
     /// client does not hold it.
-    fn release(&self, key: &BindingKey<'_>, resource: Resource, now: u64) -> Result<(), StoreError>;
+    fn release(&self, key: &BindingKey<'_>, resource: Resource, now: u64)
+        -> Result<(), StoreError>;
 
     /// Mark `resource` declined by the client (RFC 8415 §18.3.8): not handed out again until
     /// `now + quarantine_secs`.
@@ -202,8 +208,14 @@ mod tests {
         assert_eq!(r.addr, "2001:db8:12:3400::".parse::<Ipv6Addr>().unwrap());
         assert_eq!(p.index_of(r), Some(0x1234));
         assert_eq!(p.nth(1 << 16), None);
-        assert_eq!(p.index_of(Resource::prefix("2001:db8:12:3401::".parse().unwrap(), 56)), None);
-        assert_eq!(p.index_of(Resource::prefix("2001:db9::".parse().unwrap(), 56)), None);
+        assert_eq!(
+            p.index_of(Resource::prefix("2001:db8:12:3401::".parse().unwrap(), 56)),
+            None
+        );
+        assert_eq!(
+            p.index_of(Resource::prefix("2001:db9::".parse().unwrap(), 56)),
+            None
+        );
     }
 
     #[test]
@@ -215,8 +227,17 @@ mod tests {
             len: 128,
             count: 256,
         };
-        assert_eq!(p.nth(255).unwrap().addr, "2001:db8::1ff".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(p.index_of(Resource::address("2001:db8::200".parse().unwrap())), None);
-        assert_eq!(p.index_of(Resource::address("2001:db8::ff".parse().unwrap())), None);
+        assert_eq!(
+            p.nth(255).unwrap().addr,
+            "2001:db8::1ff".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            p.index_of(Resource::address("2001:db8::200".parse().unwrap())),
+            None
+        );
+        assert_eq!(
+            p.index_of(Resource::address("2001:db8::ff".parse().unwrap())),
+            None
+        );
     }
 }
