@@ -29,7 +29,11 @@ pub struct Ipv6Net {
 
 impl Ipv6Net {
     pub fn contains(&self, a: Ipv6Addr) -> bool {
-        let mask = if self.len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.len)) };
+        let mask = if self.len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.len))
+        };
         u128::from(a) & mask == u128::from(self.addr) & mask
     }
 }
