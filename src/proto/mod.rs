@@ -36,9 +36,6 @@ use crate::wire::dhcpv6::{
     Packet, RelayPacket, RelayRepr, Repr, Status, StatusCode, INFINITY,
 };
 
-#[cfg(test)]
-mod tests;
-
 /// Most relay levels walked. HOP_COUNT_LIMIT is 8 (RFC 8415 §7.6) and a relay drops a message
 /// whose hop-count has already reached it, so a legal chain has hop-counts 0..=8: 9 levels.
 pub const MAX_RELAY_DEPTH: usize = 9;
