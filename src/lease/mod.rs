@@ -7,6 +7,8 @@
 
 use std::net::Ipv6Addr;
 
+pub mod memory;
+
 /// Which kind of identity association a binding belongs to (RFC 8415 §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IaType {
