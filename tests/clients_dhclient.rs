@@ -67,9 +67,11 @@ fn dhclient_gets_and_renews_an_address() {
         addr,
         "a renewal keeps the address"
     );
+    // The stats file is rewritten every second: wait for it to catch up.
+    let s = server.wait_stats(Duration::from_secs(3), |s| s.answered() >= 3);
     assert!(
-        server.stats().answered() >= 3,
-        "Advertise, Reply, Reply to the Renew"
+        s.answered() >= 3,
+        "Advertise, Reply, Reply to the Renew: {s:?}"
     );
 }
 
