@@ -193,7 +193,7 @@ fn unicast_to_our_global_address_is_answered_from_it() {
     assert_eq!(echo.bad_meta.load(Ordering::Relaxed), 0);
 }
 
-/// The stub core (and the real one) drops garbage; drops are counted and reach the stats file.
+/// The core drops garbage; drops are counted and reach the stats file.
 #[test]
 fn core_drops_are_counted_and_written_to_the_stats_file() {
     let net = NetPair::new();
@@ -205,8 +205,8 @@ fn core_drops_are_counted_and_written_to_the_stats_file() {
     };
     let server = xdhcp6::proto::Server::new(
         &backend_config("unused", 1, dir.path()),
-        NullStore,
-        vec![0, 4, 1],
+        xdhcp6::lease::memory::MemoryStore::new(),
+        vec![0, 4, 0, 0, 0, 1],
     );
     let ifindex = net.client_ifindex;
     let (periodic, stats) = with_backend(&net, 2, &server, &opts, || {
@@ -297,55 +297,4 @@ fn reuseport_group_duplicates_multicast() {
         vec![5, 5, 5],
         "every reuseport member got every multicast datagram"
     );
-}
-
-/// A store for the stub core, which never calls it.
-struct NullStore;
-
-impl xdhcp6::lease::LeaseStore for NullStore {
-    fn lookup(
-        &self,
-        _: &xdhcp6::lease::BindingKey<'_>,
-        _: &xdhcp6::lease::PoolSpec,
-        _: u64,
-    ) -> Option<xdhcp6::lease::Lease> {
-        None
-    }
-    fn allocate(
-        &self,
-        req: &xdhcp6::lease::AllocRequest<'_>,
-        _: bool,
-    ) -> Result<xdhcp6::lease::Lease, xdhcp6::lease::StoreError> {
-        Err(xdhcp6::lease::StoreError::PoolExhausted(req.pool.id))
-    }
-    fn bind(
-        &self,
-        _: &xdhcp6::lease::BindingKey<'_>,
-        _: u32,
-        _: xdhcp6::lease::Resource,
-        _: xdhcp6::lease::Lifetimes,
-        _: u64,
-    ) -> Result<xdhcp6::lease::Lease, xdhcp6::lease::StoreError> {
-        Err(xdhcp6::lease::StoreError::Unavailable)
-    }
-    fn release(
-        &self,
-        _: &xdhcp6::lease::BindingKey<'_>,
-        _: xdhcp6::lease::Resource,
-        _: u64,
-    ) -> Result<(), xdhcp6::lease::StoreError> {
-        Err(xdhcp6::lease::StoreError::NoBinding)
-    }
-    fn decline(
-        &self,
-        _: &xdhcp6::lease::BindingKey<'_>,
-        _: xdhcp6::lease::Resource,
-        _: u64,
-        _: u32,
-    ) -> Result<(), xdhcp6::lease::StoreError> {
-        Err(xdhcp6::lease::StoreError::NoBinding)
-    }
-    fn active_count(&self, _: &xdhcp6::lease::PoolSpec, _: u64) -> u64 {
-        0
-    }
 }

@@ -141,6 +141,11 @@ pub struct ServerConfig {
     pub lease_file: PathBuf,
     /// The control socket path.
     pub control_socket: PathBuf,
+    /// Group allowed to use the control socket besides root (mode 0660); `None` keeps it
+    /// root-only (mode 0600).
+    pub control_group: Option<String>,
+    /// Where the Prometheus metrics endpoint listens; `None` (the default) turns it off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// How long a declined address stays out of circulation, seconds (> 0, finite).
     pub decline_quarantine_secs: u32,
 }

@@ -30,6 +30,8 @@ pub(crate) struct RawServer {
     pub duid_file: Option<String>,
     pub lease_file: Option<String>,
     pub control_socket: Option<String>,
+    pub control_group: Option<String>,
+    pub metrics_listen: Option<String>,
     pub decline_quarantine: Option<RawDuration>,
 }
 

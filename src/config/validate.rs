@@ -165,6 +165,38 @@ fn server(raw: RawServer, base_dir: Option<&Path>) -> Result<ServerConfig> {
         ));
     }
 
+    let control_group = match raw.control_group {
+        None => None,
+        Some(g) if g.is_empty() || g.contains([':', '\n', '\0']) => {
+            return Err(ConfigError::invalid(
+                "server.control_group",
+                format!("{g:?} is not a valid group name"),
+            ))
+        }
+        Some(g) => Some(g),
+    };
+    let metrics_listen = match raw.metrics_listen.as_deref() {
+        None => None,
+        Some(text) => {
+            // A bare port means loopback: metrics are not for the world unless asked.
+            let parsed = text.parse::<std::net::SocketAddr>().or_else(|_| {
+                text.parse::<u16>()
+                    .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)))
+            });
+            match parsed {
+                Ok(a) if a.port() != 0 => Some(a),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "server.metrics_listen",
+                        format!(
+                            "{text:?} is not an address and port such as \"127.0.0.1:9547\", \"[::1]:9547\" or a port number"
+                        ),
+                    ))
+                }
+            }
+        }
+    };
+
     let decline_quarantine_secs = match &raw.decline_quarantine {
         None => DEFAULT_DECLINE_QUARANTINE_SECS,
         Some(d) => {
@@ -188,6 +220,8 @@ fn server(raw: RawServer, base_dir: Option<&Path>) -> Result<ServerConfig> {
         duid_file,
         lease_file,
         control_socket,
+        control_group,
+        metrics_listen,
         decline_quarantine_secs,
     })
 }

@@ -100,6 +100,8 @@ pub fn config() -> Config {
             duid_file: PathBuf::from("/nonexistent/duid"),
             lease_file: PathBuf::from("/nonexistent/leases"),
             control_socket: PathBuf::from("/nonexistent/ctl"),
+            control_group: None,
+            metrics_listen: None,
             decline_quarantine_secs: 3600,
         },
         links: vec![lan, other],

@@ -89,6 +89,8 @@ pub fn backend_config(interface: &str, workers: usize, dir: &Path) -> Config {
             duid_file: dir.join("server-duid"),
             lease_file: dir.join("leases"),
             control_socket: dir.join("control.sock"),
+            control_group: None,
+            metrics_listen: None,
             decline_quarantine_secs: 3600,
         },
         links: Vec::new(),
