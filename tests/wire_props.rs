@@ -435,10 +435,12 @@ fn dhcproto_parses_what_we_emit() {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            get(dp::OptionCode::InformationRefreshTime),
-            Some(dp::DhcpOption::InformationRefreshTime(86400))
-        );
+        // dhcproto 0.15 has no decoder for option 32 and returns it raw.
+        match get(dp::OptionCode::InformationRefreshTime) {
+            Some(dp::DhcpOption::Unknown(u)) => assert_eq!(u.data(), &86400u32.to_be_bytes()),
+            Some(dp::DhcpOption::InformationRefreshTime(v)) => assert_eq!(v, 86400),
+            other => panic!("{other:?}"),
+        }
     }
 }
 
@@ -497,10 +499,6 @@ fn we_parse_what_dhcproto_emits() {
         )
         .unwrap()]));
         o.insert(dp::DhcpOption::InformationRefreshTime(77));
-        o.insert(dp::DhcpOption::VendorClass(dp::VendorClass {
-            num: 311,
-            data: vec![b"MSFT".to_vec()],
-        }));
         let bytes = m.to_vec().unwrap();
 
         let r = Repr::parse(&Packet::new_checked(&bytes[..]).unwrap()).unwrap();
@@ -541,12 +539,25 @@ fn we_parse_what_dhcproto_emits() {
             .collect();
         assert_eq!(names, vec!["example.org"]);
         assert_eq!(r.information_refresh_time, Some(77));
-        let vc = r.vendor_class.unwrap();
-        assert_eq!(
-            (vc.enterprise, vc.classes().collect::<Vec<_>>()),
-            (311, vec![&b"MSFT"[..]])
-        );
     }
+}
+
+#[test]
+fn dhcproto_vendor_class_encoding_is_rejected_not_misread() {
+    // dhcproto 0.15 writes the Vendor Class option length as 4 + the number of class items
+    // instead of their byte length, so its output is malformed; we must refuse it rather
+    // than read past the option.
+    let mut m = dp::Message::new_with_id(dp::MessageType::Solicit, [0, 0, 1]);
+    m.opts_mut()
+        .insert(dp::DhcpOption::ClientId(CLIENT_DUID.to_vec()));
+    m.opts_mut()
+        .insert(dp::DhcpOption::VendorClass(dp::VendorClass {
+            num: 311,
+            data: vec![b"MSFT".to_vec()],
+        }));
+    let bytes = m.to_vec().unwrap();
+    let r = Repr::parse(&Packet::new_checked(&bytes[..]).unwrap());
+    assert!(r.is_err(), "{r:?}");
 }
 
 #[test]
@@ -591,6 +602,7 @@ fn dhcproto_parses_server_replies() {
         ip("fe80::9"),
         Some(b"ge-0/0/1"),
     );
+    let mut out = [0u8; 1500];
     let r = s.handle(&wrapped, &from_relay(), 10, &mut out).unwrap();
     let rm = dp::RelayMessage::decode(&mut Decoder::new(&out[..r.len])).unwrap();
     assert_eq!(rm.msg_type(), dp::MessageType::RelayRepl);
