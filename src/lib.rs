@@ -11,7 +11,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod io;
 pub mod lease;
 pub mod proto;
+pub mod stats;
 pub mod wire;

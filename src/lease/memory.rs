@@ -23,7 +23,8 @@ use std::net::Ipv6Addr;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    AllocRequest, BindingKey, IaType, Lease, LeaseStore, Lifetimes, PoolSpec, Resource, StoreError,
+    AllocRequest, BindingKey, BindingState, IaType, Lease, LeaseInfo, LeaseStore, Lifetimes,
+    PoolSpec, Resource, StoreError,
 };
 
 /// Number of shards per map; a power of two well above the worker count keeps contention low.
@@ -479,6 +480,37 @@ impl LeaseStore for MemoryStore {
             })
             .sum()
     }
+
+    fn visit(&self, now: u64, f: &mut dyn FnMut(&LeaseInfo) -> bool) {
+        for shard in self.resources.iter() {
+            // Copy the shard out first so `f` never runs under a lock.
+            let infos: Vec<LeaseInfo> = lock(shard)
+                .values()
+                .filter_map(|s| {
+                    let o = s.owner.as_ref()?;
+                    let state = match s.state {
+                        SlotState::Bound if s.lease.expires_at > now => BindingState::Active,
+                        SlotState::Bound => BindingState::Expired,
+                        SlotState::Released => BindingState::Released,
+                        SlotState::Quarantined { .. } => BindingState::Abandoned,
+                    };
+                    Some(LeaseInfo {
+                        duid: o.duid.to_vec(),
+                        iaid: o.iaid,
+                        ia_type: o.ia_type,
+                        pool_id: s.pool_id,
+                        lease: s.lease,
+                        state,
+                    })
+                })
+                .collect();
+            for i in &infos {
+                if !f(i) {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -693,6 +725,56 @@ mod tests {
         assert_eq!(l.resource.len, 56);
         assert!(p.contains(l.resource));
         assert_eq!(s.lookup(&k, &p, 1).unwrap(), l);
+    }
+
+    #[test]
+    fn visit_lists_bindings_with_their_state() {
+        let s = MemoryStore::new();
+        let pool = na_pool(16);
+        let a = s
+            .allocate(
+                &req(key(b"\x00\x03aaaa", 1), &pool, None, &NoReservations, 10),
+                true,
+            )
+            .unwrap();
+        let b = s
+            .allocate(
+                &req(key(b"\x00\x03bbbb", 2), &pool, None, &NoReservations, 10),
+                true,
+            )
+            .unwrap();
+        s.release(&key(b"\x00\x03bbbb", 2), b.resource, 11).unwrap();
+        let mut seen = Vec::new();
+        s.visit(12, &mut |i| {
+            seen.push((i.duid.clone(), i.iaid, i.lease.resource, i.state));
+            true
+        });
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    b"\x00\x03aaaa".to_vec(),
+                    1,
+                    a.resource,
+                    BindingState::Active
+                ),
+                (
+                    b"\x00\x03bbbb".to_vec(),
+                    2,
+                    b.resource,
+                    BindingState::Released
+                ),
+            ]
+        );
+        // Past the valid lifetime the binding shows as expired; `false` stops the walk.
+        let mut n = 0;
+        s.visit(10_000, &mut |i| {
+            assert_ne!(i.state, BindingState::Active);
+            n += 1;
+            false
+        });
+        assert_eq!(n, 1);
     }
 
     #[test]

@@ -150,6 +150,47 @@ pub enum StoreError {
     Unavailable,
 }
 
+/// The state of a stored binding, as listings show it (names follow RFC 8156 §4.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BindingState {
+    /// Bound to its client and not expired.
+    Active,
+    /// Its valid lifetime has passed; not yet reclaimed.
+    Expired,
+    /// Released by the client.
+    Released,
+    /// Declined by the client and held in quarantine (RFC 8156 "abandoned").
+    Abandoned,
+    /// Free, may be allocated by this server.
+    Free,
+    /// Free, but belonging to the failover partner's share.
+    FreeBackup,
+}
+
+impl BindingState {
+    pub const fn name(self) -> &'static str {
+        match self {
+            BindingState::Active => "active",
+            BindingState::Expired => "expired",
+            BindingState::Released => "released",
+            BindingState::Abandoned => "abandoned",
+            BindingState::Free => "free",
+            BindingState::FreeBackup => "free-backup",
+        }
+    }
+}
+
+/// One stored binding with its key, for listings and exports (control plane, not hot path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub duid: Vec<u8>,
+    pub iaid: u32,
+    pub ia_type: IaType,
+    pub pool_id: u32,
+    pub lease: Lease,
+    pub state: BindingState,
+}
+
 /// The lease store used by the protocol core.
 pub trait LeaseStore: Send + Sync {
     /// The client's current (not expired at `now`) binding for this IA in `pool`, if any.
@@ -189,6 +230,58 @@ pub trait LeaseStore: Send + Sync {
 
     /// Number of active bindings in `pool` at `now` (for pool usage figures).
     fn active_count(&self, pool: &PoolSpec, now: u64) -> u64;
+
+    /// Call `f` for every stored binding (any state) until it returns `false`. For listings;
+    /// may take each shard's lock in turn, so never call it on the packet path.
+    fn visit(&self, now: u64, f: &mut dyn FnMut(&LeaseInfo) -> bool);
+}
+
+/// Workers and the control plane share one store.
+impl<T: LeaseStore + ?Sized> LeaseStore for std::sync::Arc<T> {
+    #[inline]
+    fn lookup(&self, key: &BindingKey<'_>, pool: &PoolSpec, now: u64) -> Option<Lease> {
+        (**self).lookup(key, pool, now)
+    }
+    #[inline]
+    fn allocate(&self, req: &AllocRequest<'_>, commit: bool) -> Result<Lease, StoreError> {
+        (**self).allocate(req, commit)
+    }
+    #[inline]
+    fn bind(
+        &self,
+        key: &BindingKey<'_>,
+        pool_id: u32,
+        resource: Resource,
+        lifetimes: Lifetimes,
+        now: u64,
+    ) -> Result<Lease, StoreError> {
+        (**self).bind(key, pool_id, resource, lifetimes, now)
+    }
+    #[inline]
+    fn release(
+        &self,
+        key: &BindingKey<'_>,
+        resource: Resource,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        (**self).release(key, resource, now)
+    }
+    #[inline]
+    fn decline(
+        &self,
+        key: &BindingKey<'_>,
+        resource: Resource,
+        now: u64,
+        quarantine_secs: u32,
+    ) -> Result<(), StoreError> {
+        (**self).decline(key, resource, now, quarantine_secs)
+    }
+    fn active_count(&self, pool: &PoolSpec, now: u64) -> u64 {
+        (**self).active_count(pool, now)
+    }
+    fn visit(&self, now: u64, f: &mut dyn FnMut(&LeaseInfo) -> bool) {
+        (**self).visit(now, f)
+    }
 }
 
 #[cfg(test)]
