@@ -453,11 +453,11 @@ impl LeaseStore for MemoryStore {
         match shard.get_mut(&resource) {
             Some(slot) if slot.bound_to(key, now) => {
                 // The address is in use by someone else on the link (RFC 8415 §18.2.8): nobody,
-                // including this client, gets it before the quarantine ends.
+                // including this client, gets it before the quarantine ends. The owner is kept
+                // for listings; affinity never returns a quarantined slot to it.
                 slot.state = SlotState::Quarantined {
                     until: now.saturating_add(u64::from(quarantine_secs)),
                 };
-                slot.owner = None;
                 slot.lease.expires_at = now;
                 Ok(())
             }
@@ -495,7 +495,7 @@ impl LeaseStore for MemoryStore {
                         SlotState::Quarantined { .. } => BindingState::Abandoned,
                     };
                     Some(LeaseInfo {
-                        duid: o.duid.to_vec(),
+                        duid: o.duid.as_slice().to_vec(),
                         iaid: o.iaid,
                         ia_type: o.ia_type,
                         pool_id: s.pool_id,
