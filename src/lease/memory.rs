@@ -18,6 +18,7 @@
 //! the first binding of a new IA or of a new resource allocates.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Ipv6Addr;
 use std::sync::{Mutex, MutexGuard};
 
@@ -42,9 +43,36 @@ enum SlotState {
     Quarantined { until: u64 },
 }
 
+/// Longest DUID kept inline (RFC 8415 §11.1); longer ones (which the wire layer never lets
+/// through) go to the heap rather than being refused.
+const DUID_INLINE: usize = 130;
+
+/// A DUID stored inline, so that checking ownership touches the slot's own cache lines rather
+/// than chasing a pointer (the store's cost is dominated by cache misses).
+#[derive(Debug)]
+enum DuidBuf {
+    Inline(heapless::Vec<u8, DUID_INLINE>),
+    Heap(Box<[u8]>),
+}
+
+impl DuidBuf {
+    fn new(d: &[u8]) -> Self {
+        match heapless::Vec::from_slice(d) {
+            Ok(v) => DuidBuf::Inline(v),
+            Err(_) => DuidBuf::Heap(d.into()),
+        }
+    }
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            DuidBuf::Inline(v) => v,
+            DuidBuf::Heap(b) => b,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Owner {
-    duid: Box<[u8]>,
+    duid: DuidBuf,
     iaid: u32,
     ia_type: IaType,
 }
@@ -52,15 +80,50 @@ struct Owner {
 impl Owner {
     fn new(k: &BindingKey<'_>) -> Self {
         Owner {
-            duid: k.duid.into(),
+            duid: DuidBuf::new(k.duid),
             iaid: k.iaid,
             ia_type: k.ia_type,
         }
     }
     fn is(&self, k: &BindingKey<'_>) -> bool {
-        self.iaid == k.iaid && self.ia_type == k.ia_type && *self.duid == *k.duid
+        self.iaid == k.iaid && self.ia_type == k.ia_type && self.duid.as_slice() == k.duid
     }
 }
+
+/// Hasher for keys that are already well mixed (the client map's key is `key_hash`) or that a
+/// multiply-fold plus a final mix hashes well (resources): SipHash was a measurable part of
+/// each packet.
+#[derive(Default)]
+struct FoldHasher(u64);
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        // fmix64 (MurmurHash3): the fold alone leaves the low bits, which pick the bucket,
+        // depending on few input bits (pool addresses differ only in their last bytes).
+        let mut z = self.0;
+        z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        z = (z ^ (z >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        z ^ (z >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type Fold = BuildHasherDefault<FoldHasher>;
 
 #[derive(Debug)]
 struct Slot {
@@ -99,15 +162,21 @@ impl Slot {
     }
 }
 
+/// Pools remembered per IA for affinity; a link rarely has more pools of one type than this,
+/// and forgetting the oldest only costs affinity.
+const LAST_PER_CLIENT: usize = 4;
+
 #[derive(Debug)]
 struct ClientEntry {
     owner: Owner,
     /// (pool id, last resource given from that pool).
-    last: Vec<(u32, Resource)>,
+    last: heapless::Vec<(u32, Resource), LAST_PER_CLIENT>,
 }
 
-type ResourceShard = HashMap<Resource, Slot>;
-type ClientShard = HashMap<u64, Vec<ClientEntry>>;
+type ResourceShard = HashMap<Resource, Slot, Fold>;
+/// Keyed by `key_hash`; the (astronomically rare) collision of two keys' hashes is resolved by
+/// probing `hash + 1, + 2, …`. Entries are never removed, so probe chains never break.
+type ClientShard = HashMap<u64, ClientEntry, Fold>;
 
 /// The in-memory lease store.
 pub struct MemoryStore {
@@ -170,8 +239,12 @@ fn make_lease(r: Resource, lifetimes: Lifetimes, now: u64) -> Lease {
 impl MemoryStore {
     pub fn new() -> Self {
         MemoryStore {
-            resources: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            clients: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            resources: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
+            clients: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
         }
     }
 
@@ -185,33 +258,33 @@ impl MemoryStore {
 
     /// The resource last given to `k` from `pool_id`, if any.
     fn last_resource(&self, k: &BindingKey<'_>, pool_id: u32) -> Option<Resource> {
-        let h = key_hash(k);
+        let mut h = key_hash(k);
         let shard = self.client_shard(h);
-        let entry = shard.get(&h)?.iter().find(|e| e.owner.is(k))?;
-        entry
-            .last
-            .iter()
-            .find(|(p, _)| *p == pool_id)
-            .map(|(_, r)| *r)
+        loop {
+            let e = shard.get(&h)?;
+            if e.owner.is(k) {
+                return e.last.iter().find(|(p, _)| *p == pool_id).map(|(_, r)| *r);
+            }
+            h = h.wrapping_add(1);
+        }
     }
 
     fn remember(&self, k: &BindingKey<'_>, pool_id: u32, r: Resource) {
-        let h = key_hash(k);
-        let mut shard = self.client_shard(h);
-        let list = shard.entry(h).or_default();
-        let entry = match list.iter_mut().position(|e| e.owner.is(k)) {
-            Some(i) => &mut list[i],
-            None => {
-                list.push(ClientEntry {
-                    owner: Owner::new(k),
-                    last: Vec::new(),
-                });
-                list.last_mut().expect("just pushed")
-            }
-        };
-        match entry.last.iter_mut().find(|(p, _)| *p == pool_id) {
-            Some(slot) => slot.1 = r,
-            None => entry.last.push((pool_id, r)),
+        let h0 = key_hash(k);
+        let mut shard = self.client_shard(h0);
+        let mut h = h0;
+        while shard.get(&h).is_some_and(|e| !e.owner.is(k)) {
+            h = h.wrapping_add(1);
+        }
+        let entry = shard.entry(h).or_insert_with(|| ClientEntry {
+            owner: Owner::new(k),
+            last: heapless::Vec::new(),
+        });
+        if let Some(slot) = entry.last.iter_mut().find(|(p, _)| *p == pool_id) {
+            slot.1 = r;
+        } else if let Err(x) = entry.last.push((pool_id, r)) {
+            entry.last.remove(0);
+            let _ = entry.last.push(x);
         }
     }
 
@@ -380,11 +453,11 @@ impl LeaseStore for MemoryStore {
         match shard.get_mut(&resource) {
             Some(slot) if slot.bound_to(key, now) => {
                 // The address is in use by someone else on the link (RFC 8415 §18.2.8): nobody,
-                // including this client, gets it before the quarantine ends.
+                // including this client, gets it before the quarantine ends. The owner is kept
+                // for listings; affinity never returns a quarantined slot to it.
                 slot.state = SlotState::Quarantined {
                     until: now.saturating_add(u64::from(quarantine_secs)),
                 };
-                slot.owner = None;
                 slot.lease.expires_at = now;
                 Ok(())
             }
@@ -422,7 +495,7 @@ impl LeaseStore for MemoryStore {
                         SlotState::Quarantined { .. } => BindingState::Abandoned,
                     };
                     Some(LeaseInfo {
-                        duid: o.duid.to_vec(),
+                        duid: o.duid.as_slice().to_vec(),
                         iaid: o.iaid,
                         ia_type: o.ia_type,
                         pool_id: s.pool_id,

@@ -879,7 +879,6 @@ impl<S: LeaseStore> Reply<'_, '_, '_, S> {
         self.write(out, MessageType::Reply, |w| {
             self.oro_options(link, w)?;
             let r = self.repr;
-            let cap = w.capacity();
             for ia in &r.ia_na {
                 let sent = ia.addresses().map(|a| Resource::address(a.addr));
                 let on_link = |x: Resource| link.cfg.subnet.contains(x.addr);
@@ -899,7 +898,6 @@ impl<S: LeaseStore> Reply<'_, '_, '_, S> {
                 if w.remaining() < IA_MIN_ROOM
                     || !emit_ia_or_rollback(w, link, IaKind::Na, ia.iaid, &res)
                 {
-                    w.set_capacity(cap);
                     return Ok(());
                 }
             }
