@@ -1,1 +1,3 @@
-//! placeholder
+//! Packet I/O backends: AF_XDP (`xdp`) and UDP sockets.
+
+pub mod xdp;
