@@ -44,7 +44,10 @@ fn main() {
                 } else {
                     ""
                 };
-                panic!("\n\nxdhcp6: clang failed on {}:\n{stderr}{hint}\n", src.display());
+                panic!(
+                    "\n\nxdhcp6: clang failed on {}:\n{stderr}{hint}\n",
+                    src.display()
+                );
             }
             Ok(_) => {}
         }
