@@ -23,6 +23,10 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xd
 #[doc(hidden)]
 pub const OBJECT_PATH: &str = concat!(env!("OUT_DIR"), "/xdp_dhcp6.o");
 
+/// A pass-all program with another name (`xdp_foreign`), for tests of the foreign-program rule.
+#[doc(hidden)]
+pub const FOREIGN_TEST_OBJECT_PATH: &str = concat!(env!("OUT_DIR"), "/xdp_pass_test.o");
+
 /// Counter slots of the `counters` map; order matches `enum counter` in the C source.
 const CNT_STEERED: u32 = 0;
 const CNT_PASSED: u32 = 1;

@@ -25,7 +25,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use frame::FrameDrop;
-pub use loader::{AttachMode, Attached, ProgramCounters, OBJECT_PATH, PROGRAM_NAME};
+pub use loader::{
+    AttachMode, Attached, ProgramCounters, FOREIGN_TEST_OBJECT_PATH, OBJECT_PATH, PROGRAM_NAME,
+};
 pub use sys::InterfaceInfo;
 pub use worker::{DataPath, SocketCounters};
 pub use xsk::{BindMode, KernelStats, XskSizes, ZeroCopy};
