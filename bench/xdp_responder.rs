@@ -22,6 +22,9 @@ use xdhcp6::proto::{DropReason, ReplyMeta, RxMeta};
 enum Mode {
     Echo,
     Fake,
+    /// The stand-in core behind a plain UDP socket (recvmmsg/sendmmsg batches): the
+    /// comparison point until the socket backend (src/io/socket.rs) lands.
+    SocketFake,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -139,6 +142,10 @@ fn main() {
     let path = match args.mode {
         Mode::Echo => DataPath::Echo,
         Mode::Fake => DataPath::Serve(Arc::new(FakeCore)),
+        Mode::SocketFake => {
+            socket_fake(&args);
+            return;
+        }
     };
     let backend = match xdp::start(&cfg, path) {
         Ok(b) => b,
@@ -179,4 +186,103 @@ fn main() {
         "stats {}",
         serde_json::to_string(&stats).expect("serializable")
     );
+}
+
+/// UDP-socket responder with the stand-in core: one thread, batches of `--batch` datagrams.
+fn socket_fake(args: &Args) {
+    use std::os::fd::AsRawFd;
+    if let Some(&cpu) = args.cpus.first() {
+        // SAFETY: zeroed cpu_set_t, CPU_SET within bounds, applies to this thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+        }
+    }
+    let sock = std::net::UdpSocket::bind("[::]:547").expect("bind [::]:547");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let fd = sock.as_raw_fd();
+    let batch = args.batch.clamp(1, 256);
+    let mut bufs = vec![[0u8; 2048]; batch];
+    let mut outs = vec![[0u8; 2048]; batch];
+    // SAFETY: sockaddr_in6 is plain data.
+    let mut addrs: Vec<libc::sockaddr_in6> = vec![unsafe { std::mem::zeroed() }; batch];
+    let mut iovs: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    let mut out_iovs: Vec<libc::iovec> = outs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: 0,
+        })
+        .collect();
+    // SAFETY: mmsghdr is plain data.
+    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; batch];
+    let mut out_msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; batch];
+    println!("ready []");
+    std::io::stdout().flush().ok();
+    let started = Instant::now();
+    let limit = args.duration_secs.map(Duration::from_secs);
+    let (mut rx, mut tx) = (0u64, 0u64);
+    while limit.is_none_or(|l| started.elapsed() < l) {
+        for i in 0..batch {
+            msgs[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in6).cast();
+            msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as u32;
+            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: every msghdr points at live buffers of the stated sizes.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                batch as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n <= 0 {
+            continue;
+        }
+        let n = n as usize;
+        rx += n as u64;
+        let mut m = 0;
+        for i in 0..n {
+            let len = msgs[i].msg_len as usize;
+            let src = std::net::Ipv6Addr::from(addrs[i].sin6_addr.s6_addr);
+            let meta = RxMeta {
+                src,
+                src_port: u16::from_be(addrs[i].sin6_port),
+                dst: std::net::Ipv6Addr::UNSPECIFIED,
+                ifindex: addrs[i].sin6_scope_id,
+            };
+            if let Ok(r) = FakeCore.respond(&bufs[i][..len], &meta, 0, &mut outs[i]) {
+                addrs[i].sin6_port = r.dst_port.to_be();
+                out_iovs[i].iov_len = r.len;
+                out_msgs[m].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in6).cast();
+                out_msgs[m].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as u32;
+                out_msgs[m].msg_hdr.msg_iov = &mut out_iovs[i];
+                out_msgs[m].msg_hdr.msg_iovlen = 1;
+                m += 1;
+            }
+        }
+        let mut done = 0;
+        while done < m {
+            // SAFETY: as above, for the first `m` prepared messages.
+            let k =
+                unsafe { libc::sendmmsg(fd, out_msgs[done..].as_mut_ptr(), (m - done) as u32, 0) };
+            if k <= 0 {
+                break;
+            }
+            done += k as usize;
+        }
+        tx += done as u64;
+    }
+    println!("stats {{\"rx\":{rx},\"tx\":{tx}}}");
 }
