@@ -4,6 +4,7 @@
 //! need-wakeup flag asks for (copy mode: every batch, ≤ 32 frames per `sendto`), and `poll()`
 //! when every socket is idle.
 
+use std::net::Ipv6Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -299,17 +300,13 @@ fn drive<R: Responder>(
 }
 
 /// Source address for a reply to `dst` on `iface`: link-local for link-local destinations
-/// (direct clients), else the address the request was sent to if unicast, else a global
-/// address of the interface (relays reached through ff05::1:3 or off-link).
-fn reply_source(
-    iface: &InterfaceInfo,
-    req: &Parsed,
-    dst: &std::net::Ipv6Addr,
-) -> Option<std::net::Ipv6Addr> {
+/// (direct clients), else the address the request was sent to if it is one of ours, else a
+/// global address of the interface (relays reaching us through ff05::1:3, or off-link).
+fn reply_source(iface: &InterfaceInfo, req: &Parsed, dst: &Ipv6Addr) -> Option<Ipv6Addr> {
     if dst.is_unicast_link_local() {
         return iface.link_local.first().copied();
     }
-    if !req.dst.is_multicast() && !req.dst.is_unicast_link_local() {
+    if iface.global.contains(&req.dst) {
         return Some(req.dst);
     }
     iface.global.first().copied()
@@ -390,4 +387,69 @@ fn echo(buf: &mut [u8], rx_len: usize, iface: &InterfaceInfo) -> Result<usize, F
         dst_port: p.src_port,
     };
     frame::write_reply(buf, p.l3_off, &addrs, p.payload_len).ok_or(FrameDrop::ReplyTooBig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface() -> InterfaceInfo {
+        InterfaceInfo {
+            name: "x".into(),
+            index: 1,
+            mac: [2, 0, 0, 0, 0, 1],
+            mtu: 1500,
+            link_local: vec!["fe80::1".parse().unwrap()],
+            global: vec![
+                "2001:db8::1".parse().unwrap(),
+                "2001:db8::2".parse().unwrap(),
+            ],
+            rx_queues: 1,
+        }
+    }
+
+    fn req(dst: &str) -> Parsed {
+        Parsed {
+            l3_off: 14,
+            src_mac: [0; 6],
+            dst_mac: [0; 6],
+            src: "fe80::9".parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            src_port: 546,
+            dst_port: 547,
+            payload_off: 62,
+            payload_len: 0,
+        }
+    }
+
+    #[test]
+    fn reply_source_rules() {
+        let i = iface();
+        let ll: Ipv6Addr = "fe80::9".parse().unwrap();
+        let relay: Ipv6Addr = "2001:db8:9::1".parse().unwrap();
+        // Direct client: our link-local.
+        assert_eq!(
+            reply_source(&i, &req("ff02::1:2"), &ll),
+            Some(i.link_local[0])
+        );
+        // Relay unicasting to our second address: answered from it.
+        assert_eq!(
+            reply_source(&i, &req("2001:db8::2"), &relay),
+            Some(i.global[1])
+        );
+        // Relay via ff05::1:3, or to an address not ours: our first global address.
+        assert_eq!(
+            reply_source(&i, &req("ff05::1:3"), &relay),
+            Some(i.global[0])
+        );
+        assert_eq!(
+            reply_source(&i, &req("2001:db8:5::5"), &relay),
+            Some(i.global[0])
+        );
+        let none = InterfaceInfo {
+            global: vec![],
+            ..iface()
+        };
+        assert_eq!(reply_source(&none, &req("ff05::1:3"), &relay), None);
+    }
 }
