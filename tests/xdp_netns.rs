@@ -869,3 +869,35 @@ fn unprivileged_start_names_the_missing_capabilities() {
     }
     assert!(!lab.xdp_attached());
 }
+
+#[test]
+fn binds_every_queue_by_default_and_busy_polls() {
+    let lab = Lab::new();
+    for (ns, dev) in [(&lab.server_ns, &lab.xs), (&lab.client_ns, &lab.xc)] {
+        run(
+            "ip",
+            &[
+                "netns", "exec", ns, "ethtool", "-L", dev, "rx", "2", "tx", "2",
+            ],
+        );
+    }
+    let r = lab.start(&["--mode", "fake", "--workers", "1", "--busy-poll-us", "20"]);
+    let queues: Vec<u64> = r
+        .ready
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["queue"].as_u64().unwrap())
+        .collect();
+    assert_eq!(queues, [0, 1], "one socket per RX queue: {}", r.ready);
+    let (reply, _) = lab.client(|| direct_exchange(&lab.xc, CLIENT_LL, [3, 1, 4]));
+    assert_eq!(reply[..4], [7, 3, 1, 4]);
+    let stats = r.stop();
+    let tx: u64 = stats["sockets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["tx"].as_u64().unwrap())
+        .sum();
+    assert!(tx >= 1, "{stats}");
+}
