@@ -845,6 +845,11 @@ fn foreign_program_is_not_replaced() {
 #[test]
 fn unprivileged_start_names_the_missing_capabilities() {
     let lab = Lab::new();
+    // A copy the unprivileged user can surely execute (the build tree may be under a private
+    // home directory).
+    let bin = std::env::temp_dir().join(format!("xd6t-responder-{}", std::process::id()));
+    std::fs::copy(RESPONDER, &bin).expect("copy responder");
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = Command::new("ip")
         .args([
             "netns",
@@ -856,12 +861,13 @@ fn unprivileged_start_names_the_missing_capabilities() {
             "--clear-groups",
             "--inh-caps=-all",
             "--bounding-set=-all",
-            RESPONDER,
+            bin.to_str().unwrap(),
             "--iface",
             &lab.xs,
         ])
         .output()
         .expect("setpriv");
+    let _ = std::fs::remove_file(&bin);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     for cap in ["CAP_NET_ADMIN", "CAP_BPF", "CAP_NET_RAW"] {
