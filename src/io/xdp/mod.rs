@@ -538,6 +538,12 @@ mod tests {
     }
 
     #[test]
+    fn backend_can_be_shared_with_a_stats_thread() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<XdpBackend>();
+    }
+
+    #[test]
     fn config_validation() {
         let mut c = XdpConfig {
             interfaces: vec!["lo".into()],
