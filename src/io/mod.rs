@@ -1,6 +1,7 @@
 //! The backends that move packets between the network and the protocol core.
 //!
 //! - [`socket`]: plain UDP sockets (works everywhere; the fallback when AF_XDP is not there).
+//! - [`xdp`]: XDP steering into AF_XDP sockets drained by per-core workers.
 //! - [`duid`]: the server DUID, generated once and persisted.
 //! - [`shutdown`]: SIGINT/SIGTERM handling shared by all backends.
 //!
@@ -14,6 +15,7 @@ pub mod shutdown;
 pub mod socket;
 #[allow(unsafe_code)]
 mod sys;
+pub mod xdp;
 
 use crate::lease::LeaseStore;
 use crate::proto::{DropReason, ReplyMeta, RxMeta, Server};
