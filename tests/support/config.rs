@@ -18,6 +18,8 @@ pub struct TestConfig {
     pub t1: Option<u32>,
     pub t2: Option<u32>,
     pub rapid_commit: bool,
+    /// Extra `key = value` lines for the `[server]` table.
+    pub extra_server: Vec<String>,
 }
 
 pub const POOL_FIRST: &str = "2001:db8:1::1000";
@@ -35,6 +37,7 @@ impl TestConfig {
             t1: None,
             t2: None,
             rapid_commit: false,
+            extra_server: Vec::new(),
         }
     }
 
@@ -49,6 +52,9 @@ impl TestConfig {
         writeln!(s, "duid_file = \"{d}/server-duid\"").unwrap();
         writeln!(s, "lease_file = \"{d}/leases\"").unwrap();
         writeln!(s, "control_socket = \"{d}/control.sock\"").unwrap();
+        for line in &self.extra_server {
+            writeln!(s, "{line}").unwrap();
+        }
         writeln!(s).unwrap();
         writeln!(s, "[[link]]").unwrap();
         writeln!(s, "name = \"test-lan\"").unwrap();
