@@ -166,7 +166,7 @@ fn prometheus_endpoint_parses_and_matches_counters() {
     let mut cfg = TestConfig::new(&net.server_if);
     cfg.extra_server
         .push("metrics_listen = \"127.0.0.1:9547\"".into());
-    let server = ServerProcess::start(&net, &cfg);
+    let _server = ServerProcess::start(&net, &cfg);
     let (stats, report) = perfdhcp(
         &net,
         &["-r", "100", "-n", "50", "-R", "50"],
