@@ -443,9 +443,7 @@ fn drain<H: Handler>(
             stats.tx.add(o.sent as u64);
             // Receive-to-send time of the batch, recorded for each reply it carried.
             let latency_ns = u64::try_from(received_at.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            for _ in 0..o.sent {
-                stats.latency_ns.record(latency_ns);
-            }
+            stats.latency_ns.record_n(latency_ns, o.sent as u64);
             if o.failed > 0 {
                 stats.io_drop(IoDrop::SendError, o.failed as u64);
                 if !logged.send {

@@ -88,6 +88,11 @@ impl Histogram {
     pub fn record(&self, value: u64) {
         self.buckets[bucket_of(value)].incr();
     }
+    /// Record `n` observations of the same value (a batch that left together).
+    #[inline]
+    pub fn record_n(&self, value: u64, n: u64) {
+        self.buckets[bucket_of(value)].add(n);
+    }
     pub fn snapshot(&self) -> Vec<u64> {
         self.buckets.iter().map(Counter::get).collect()
     }
