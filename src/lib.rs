@@ -11,7 +11,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod io;
 pub mod lease;
 pub mod proto;
+pub mod stats;
 pub mod wire;

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use proptest::prelude::*;
-use xdhcp6::lease::table::{read_all, BindingState, LeaseTable, TableConfig};
+use xdhcp6::lease::table::{read_all, LeaseTable, TableConfig};
 use xdhcp6::lease::{
-    AllocRequest, BindingKey, IaType, LeaseStore, Lifetimes, PoolSpec, Reserved, Resource,
-    StoreError,
+    AllocRequest, BindingKey, BindingState, IaType, LeaseStore, Lifetimes, PoolSpec, Reserved,
+    Resource, StoreError,
 };
 
 const HOLD: u64 = 30;
@@ -118,7 +118,10 @@ impl MRec {
         self.cltt + u64::from(self.valid)
     }
     fn keyed(&self) -> bool {
-        self.state.is_keyed()
+        matches!(
+            self.state,
+            BindingState::Active | BindingState::Expired | BindingState::Released
+        )
     }
 }
 

@@ -9,9 +9,9 @@ use std::path::Path;
 
 use super::header::{self, HEADER_BYTES};
 use super::map::ReadOnly;
-use super::record::{self, BindingState, Record, Slot, DUID_INLINE_PREFIX, RECORD_SIZE};
+use super::record::{self, Record, Slot, DUID_INLINE_PREFIX, RECORD_SIZE};
 use super::TableError;
-use crate::lease::{IaType, Lifetimes, Resource};
+use crate::lease::{BindingState, IaType, Lifetimes, Resource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {

@@ -39,18 +39,19 @@ use std::time::{Duration, Instant};
 
 pub use export::{export, read_all, ExportFilter, ExportFormat, ExportSummary, LeaseEntry};
 pub use header::Geometry;
-pub use record::{BindingState, DUID_MAX, RECORD_SIZE};
+pub use record::{DUID_MAX, RECORD_SIZE};
 
 use self::bitmap::FreeBitmap;
 use self::header::HEADER_BYTES;
 use self::index::Index;
 use self::map::Region;
 use self::record::{
-    Record, Slot, DUID_INLINE_MAX, DUID_INLINE_PREFIX, EXT_DATA, STATE_EMPTY, STATE_EXT,
+    Record, Slot, StateExt, DUID_INLINE_MAX, DUID_INLINE_PREFIX, EXT_DATA, STATE_EMPTY, STATE_EXT,
     STATE_OFFSET,
 };
 use super::{
-    AllocRequest, BindingKey, IaType, Lease, LeaseStore, Lifetimes, PoolSpec, Resource, StoreError,
+    AllocRequest, BindingKey, BindingState, IaType, Lease, LeaseInfo, LeaseStore, Lifetimes,
+    PoolSpec, Resource, StoreError,
 };
 
 /// IA_NA candidates tried by hashing before a linear scan (small pools) or giving up (large).
@@ -1155,6 +1156,39 @@ impl Inner {
             })
     }
 
+    /// Every record, shard by shard (control plane: holds one key shard lock at a time while
+    /// calling `f`). An active binding past its lifetime is shown as expired.
+    fn visit(&self, now: u64, f: &mut dyn FnMut(&LeaseInfo) -> bool) {
+        for shard in 0..self.kshards.len() {
+            let ks = lock(&self.kshards[shard]);
+            for pos in 0..ks.fresh {
+                let slot = self.local_slot(shard, pos);
+                let Ok(Slot::Main(r)) = self.read_slot(slot) else {
+                    continue;
+                };
+                if !self.is_indexed(&r, slot) {
+                    continue; // superseded copy awaiting group commit
+                }
+                let state = if r.state == BindingState::Active && r.expires_at() <= now {
+                    BindingState::Expired
+                } else {
+                    r.state
+                };
+                let info = LeaseInfo {
+                    duid: self.duid_of(&r).as_slice().to_vec(),
+                    iaid: r.iaid,
+                    ia_type: r.ia_type,
+                    pool_id: r.pool_id,
+                    lease: lease_of(&r),
+                    state,
+                };
+                if !f(&info) {
+                    return;
+                }
+            }
+        }
+    }
+
     fn reclaim(&self, now: u64, budget: u64) -> ReclaimStats {
         let mut st = ReclaimStats::default();
         // One pass over the file at most per call.
@@ -1539,6 +1573,10 @@ impl LeaseStore for LeaseTable {
     ) -> Result<(), StoreError> {
         self.inner
             .transition(key, resource, now, BindingState::Abandoned, quarantine_secs)
+    }
+
+    fn visit(&self, now: u64, f: &mut dyn FnMut(&LeaseInfo) -> bool) {
+        self.inner.visit(now, f)
     }
 
     fn active_count(&self, pool: &PoolSpec, _now: u64) -> u64 {

@@ -7,7 +7,7 @@
 use std::net::Ipv6Addr;
 
 use super::hash::hash_bytes;
-use crate::lease::{IaType, Lifetimes, Resource};
+use crate::lease::{BindingState, IaType, Lifetimes, Resource};
 
 pub const RECORD_SIZE: usize = 96;
 /// DUIDs up to this length are stored inside the main record.
@@ -50,44 +50,41 @@ mod field {
 }
 pub use field::STATE as STATE_OFFSET;
 
-/// RFC 8156 §4.2.1-style binding states, kept in every record for failover.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum BindingState {
-    Active = 1,
-    Expired = 2,
-    Released = 3,
-    Free = 4,
-    FreeBackup = 5,
-    /// Declined by a client (RFC 8415 §18.3.8); quarantined until `expires_at`.
-    Abandoned = 6,
+/// The state byte of a main record. The values are part of the file format.
+pub fn state_code(s: BindingState) -> u8 {
+    match s {
+        BindingState::Active => 1,
+        BindingState::Expired => 2,
+        BindingState::Released => 3,
+        BindingState::Free => 4,
+        BindingState::FreeBackup => 5,
+        BindingState::Abandoned => 6,
+    }
 }
 
-impl BindingState {
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Some(match v {
-            1 => Self::Active,
-            2 => Self::Expired,
-            3 => Self::Released,
-            4 => Self::Free,
-            5 => Self::FreeBackup,
-            6 => Self::Abandoned,
-            _ => return None,
-        })
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Expired => "expired",
-            Self::Released => "released",
-            Self::Free => "free",
-            Self::FreeBackup => "free-backup",
-            Self::Abandoned => "abandoned",
-        }
-    }
-    /// States in which the record is still the client's binding (found by its key).
-    pub fn is_keyed(self) -> bool {
-        matches!(self, Self::Active | Self::Expired | Self::Released)
+pub fn state_from_code(v: u8) -> Option<BindingState> {
+    Some(match v {
+        1 => BindingState::Active,
+        2 => BindingState::Expired,
+        3 => BindingState::Released,
+        4 => BindingState::Free,
+        5 => BindingState::FreeBackup,
+        6 => BindingState::Abandoned,
+        _ => return None,
+    })
+}
+
+/// States in which a record is still its client's binding (found by its key).
+pub trait StateExt {
+    fn is_keyed(&self) -> bool;
+}
+
+impl StateExt for BindingState {
+    fn is_keyed(&self) -> bool {
+        matches!(
+            self,
+            BindingState::Active | BindingState::Expired | BindingState::Released
+        )
     }
 }
 
@@ -163,7 +160,7 @@ impl Record {
 
     pub fn encode(&self) -> [u8; RECORD_SIZE] {
         let mut b = [0u8; RECORD_SIZE];
-        b[field::STATE] = self.state as u8;
+        b[field::STATE] = state_code(self.state);
         b[field::IA_TYPE] = match self.ia_type {
             IaType::Na => 0,
             IaType::Pd => 1,
@@ -257,7 +254,7 @@ fn decode_inner(b: &[u8; RECORD_SIZE], verify: bool) -> Result<Slot, Corrupt> {
         data.copy_from_slice(&b[field::EXT_DATA]);
         return Ok(Slot::Ext { len, data });
     }
-    let state = BindingState::from_u8(state).ok_or(Corrupt::Field("state"))?;
+    let state = state_from_code(state).ok_or(Corrupt::Field("state"))?;
     let ia_type = match b[field::IA_TYPE] {
         0 => IaType::Na,
         1 => IaType::Pd,

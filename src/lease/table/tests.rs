@@ -1,5 +1,5 @@
 use super::*;
-use crate::lease::NoReservations;
+use crate::lease::{BindingState, NoReservations};
 use std::path::PathBuf;
 
 pub(crate) fn tmp_path(name: &str) -> PathBuf {
@@ -313,4 +313,43 @@ fn partner_ack_is_recorded_and_reset_by_updates() {
     t.bind(&r.key, 1, l.resource, LT, 150).unwrap();
     let e3 = t.entry(&r.key, l.resource).unwrap();
     assert!(!e3.partner_acked && e3.seq > e2.seq && e3.partner_expires == 500);
+}
+
+#[test]
+fn visit_lists_every_record() {
+    let p = tmp_path("visit");
+    let na = na_pool();
+    let t = LeaseTable::open(small_cfg(p)).unwrap();
+    for i in 0..50u32 {
+        t.allocate(&req(&i.to_be_bytes(), i, &na, 100), true)
+            .unwrap();
+    }
+    let seven = 7u32.to_be_bytes();
+    let r = req(&seven, 7, &na, 0);
+    let l = t.lookup(&r.key, &na, 100).unwrap();
+    t.decline(&r.key, l.resource, 120, 60).unwrap();
+    let mut seen = Vec::new();
+    t.visit(200, &mut |i| {
+        seen.push((i.iaid, i.state));
+        true
+    });
+    assert_eq!(seen.len(), 50);
+    assert_eq!(
+        seen.iter()
+            .filter(|s| s.1 == BindingState::Abandoned)
+            .count(),
+        1
+    );
+    assert_eq!(
+        seen.iter().filter(|s| s.1 == BindingState::Active).count(),
+        49
+    );
+    assert!(seen.iter().all(|s| s.1 != BindingState::Expired));
+    let mut n = 0;
+    t.visit(400, &mut |i| {
+        assert_ne!(i.state, BindingState::Active, "expired at 300");
+        n += 1;
+        n < 10
+    });
+    assert_eq!(n, 10);
 }

@@ -1,0 +1,360 @@
+//! One AF_XDP socket bound to one (interface, queue), with its own UMEM: the memory area, the
+//! fill/completion rings and the RX/TX rings (built on `xdpilone`, whose ring accesses are
+//! `#[must_use]` transactions ending in `commit()`/`release()`).
+//!
+//! Frame ownership is the invariant everything rests on: every UMEM frame is at any time in
+//! exactly one place — the kernel (fill ring, RX in flight, TX ring until completion) or user
+//! space (`free`, or held by the worker between RX and TX/recycle). `debug_assert`s check the
+//! bookkeeping where it is cheap.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::num::NonZeroU32;
+
+use xdpilone::xdp::XdpDesc;
+use xdpilone::{
+    CompletionQueue, FillQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig,
+    User,
+};
+
+use super::sys::{self, MmapArea};
+
+/// Ring and UMEM sizes for one socket. Sizes are powers of two (a kernel requirement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XskSizes {
+    /// Bytes per UMEM frame: 2048 or 4096 (other sizes fail on the kernels we run on).
+    pub frame_size: u32,
+    /// UMEM frames per socket.
+    pub frame_count: u32,
+    pub fill_ring: u32,
+    pub completion_ring: u32,
+    pub rx_ring: u32,
+    pub tx_ring: u32,
+}
+
+impl Default for XskSizes {
+    fn default() -> Self {
+        XskSizes {
+            frame_size: 2048,
+            frame_count: 4096,
+            fill_ring: 2048,
+            completion_ring: 2048,
+            rx_ring: 2048,
+            tx_ring: 2048,
+        }
+    }
+}
+
+impl XskSizes {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.frame_size != 2048 && self.frame_size != 4096 {
+            return Err(format!(
+                "frame_size must be 2048 or 4096, not {}",
+                self.frame_size
+            ));
+        }
+        for (name, v) in [
+            ("frame_count", self.frame_count),
+            ("fill_ring", self.fill_ring),
+            ("completion_ring", self.completion_ring),
+            ("rx_ring", self.rx_ring),
+            ("tx_ring", self.tx_ring),
+        ] {
+            if !v.is_power_of_two() || !(64..=1 << 16).contains(&v) {
+                return Err(format!(
+                    "{name} must be a power of two in 64..=65536, not {v}"
+                ));
+            }
+        }
+        if self.fill_ring > self.frame_count {
+            return Err("fill_ring must not exceed frame_count".into());
+        }
+        Ok(())
+    }
+
+    pub fn umem_bytes(&self) -> u64 {
+        u64::from(self.frame_size) * u64::from(self.frame_count)
+    }
+}
+
+/// How the socket ended up bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BindMode {
+    ZeroCopy,
+    Copy,
+}
+
+impl BindMode {
+    pub const fn name(self) -> &'static str {
+        match self {
+            BindMode::ZeroCopy => "zero-copy",
+            BindMode::Copy => "copy",
+        }
+    }
+}
+
+/// Whether to try zero-copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ZeroCopy {
+    /// Try zero-copy, fall back to copy mode.
+    #[default]
+    Auto,
+    /// Zero-copy or fail.
+    Require,
+    /// Copy mode only.
+    Off,
+}
+
+/// Kernel-side socket statistics (`XDP_STATISTICS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KernelStats {
+    pub rx_dropped: u64,
+    pub rx_invalid_descs: u64,
+    pub tx_invalid_descs: u64,
+    pub rx_ring_full: u64,
+    pub rx_fill_ring_empty_descs: u64,
+    pub tx_ring_empty_descs: u64,
+}
+
+pub struct Xsk {
+    // Field order is drop order: the rings (which unmap themselves) and the socket go first,
+    // the UMEM registration next, the memory area last.
+    rx: RingRx,
+    tx: RingTx,
+    fill: FillQueue,
+    comp: CompletionQueue,
+    user: User,
+    _umem: Umem,
+    area: MmapArea,
+    /// Frame base addresses owned by user space and not in any ring.
+    free: Vec<u64>,
+    frame_size: u32,
+    frame_mask: u64,
+    mode: BindMode,
+    fd: i32,
+}
+
+// SAFETY: xdpilone's handles are !Send only because they hold raw pointers into the ring
+// mmaps and the UMEM area. Every such handle of one socket lives in this one `Xsk` (the `Arc`s
+// inside are never cloned out of it), so moving the whole `Xsk` to a worker thread moves all
+// users of those pointers together; nothing is shared across threads.
+unsafe impl Send for Xsk {}
+
+fn errno(e: xdpilone::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.get_raw().abs())
+}
+
+impl Xsk {
+    /// Create the UMEM and socket and bind to `ifname`/`queue`, trying zero-copy first as
+    /// `zero_copy` says.
+    pub fn open(
+        ifname: &str,
+        queue: u32,
+        sizes: &XskSizes,
+        zero_copy: ZeroCopy,
+    ) -> io::Result<Xsk> {
+        sizes
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        match zero_copy {
+            ZeroCopy::Off => Self::open_mode(ifname, queue, sizes, BindMode::Copy),
+            ZeroCopy::Require => Self::open_mode(ifname, queue, sizes, BindMode::ZeroCopy),
+            ZeroCopy::Auto => match Self::open_mode(ifname, queue, sizes, BindMode::ZeroCopy) {
+                Ok(x) => Ok(x),
+                // EOPNOTSUPP (veth, drivers without XSK pool support) or EINVAL: fall back.
+                // A fresh socket is used: a failed bind leaves the old one in no reusable state.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EOPNOTSUPP | libc::EINVAL | libc::EPROTONOSUPPORT)
+                    ) =>
+                {
+                    Self::open_mode(ifname, queue, sizes, BindMode::Copy)
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    fn open_mode(ifname: &str, queue: u32, sizes: &XskSizes, mode: BindMode) -> io::Result<Xsk> {
+        let area = MmapArea::new(sizes.umem_bytes() as usize)?;
+        let umem_cfg = UmemConfig {
+            fill_size: sizes.fill_ring,
+            complete_size: sizes.completion_ring,
+            frame_size: sizes.frame_size,
+            headroom: 0,
+            flags: 0,
+        };
+        // SAFETY: `area` is a page-aligned mapping of exactly `umem_bytes` that outlives the
+        // Umem (it is dropped after it, see field order of `Xsk`).
+        let umem = unsafe { Umem::new(umem_cfg, area.as_nonnull_slice()) }.map_err(errno)?;
+
+        let mut info = IfInfo::invalid();
+        let cname =
+            CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        info.from_name(&cname).map_err(errno)?;
+        info.set_queue(queue);
+
+        let sock = Socket::with_shared(&info, &umem).map_err(errno)?;
+        let device = umem.fq_cq(&sock).map_err(errno)?;
+        let mut bind_flags = SocketConfig::XDP_BIND_NEED_WAKEUP;
+        bind_flags |= match mode {
+            BindMode::ZeroCopy => SocketConfig::XDP_BIND_ZEROCOPY,
+            BindMode::Copy => SocketConfig::XDP_BIND_COPY,
+        };
+        let cfg = SocketConfig {
+            rx_size: NonZeroU32::new(sizes.rx_ring),
+            tx_size: NonZeroU32::new(sizes.tx_ring),
+            bind_flags,
+        };
+        let user = umem.rx_tx(&sock, &cfg).map_err(errno)?;
+        let rx = user.map_rx().map_err(errno)?;
+        let tx = user.map_tx().map_err(errno)?;
+        umem.bind(&user).map_err(errno)?;
+        let (fill, comp) = device.into_parts();
+        let fd = user.as_raw_fd();
+
+        let free = (0..u64::from(sizes.frame_count))
+            .map(|i| i * u64::from(sizes.frame_size))
+            .rev()
+            .collect();
+        let mut xsk = Xsk {
+            rx,
+            tx,
+            fill,
+            comp,
+            user,
+            _umem: umem,
+            area,
+            free,
+            frame_size: sizes.frame_size,
+            frame_mask: !(u64::from(sizes.frame_size) - 1),
+            mode,
+            fd,
+        };
+        xsk.refill();
+        Ok(xsk)
+    }
+
+    pub fn mode(&self) -> BindMode {
+        self.mode
+    }
+
+    pub fn fd(&self) -> i32 {
+        self.fd
+    }
+
+    /// Move completed TX frames back to user space; returns how many.
+    pub fn reap_completions(&mut self, max: u32) -> u32 {
+        let mut reader = self.comp.complete(max);
+        let mut n = 0;
+        while let Some(addr) = reader.read() {
+            self.free.push(addr & self.frame_mask);
+            n += 1;
+        }
+        reader.release();
+        n
+    }
+
+    /// Hand free frames to the kernel through the fill ring; returns how many.
+    pub fn refill(&mut self) -> u32 {
+        if self.free.is_empty() {
+            return 0;
+        }
+        let mut writer = self.fill.fill(self.free.len() as u32);
+        let cap = writer.capacity() as usize;
+        let start = self.free.len() - cap.min(self.free.len());
+        // `take(cap)` matters: the ring writer consumes one item past its capacity otherwise.
+        let n = writer.insert(self.free[start..].iter().copied().take(cap));
+        writer.commit();
+        debug_assert_eq!(n as usize, self.free.len() - start);
+        self.free.truncate(start);
+        n
+    }
+
+    /// Frames the kernel can currently fill (0 means received packets are being dropped).
+    pub fn fill_level(&self) -> u32 {
+        self.fill.pending()
+    }
+
+    /// Take up to `out.len()` received descriptors off the RX ring.
+    pub fn receive(&mut self, out: &mut [XdpDesc]) -> usize {
+        let mut reader = self.rx.receive(out.len() as u32);
+        let mut n = 0;
+        while n < out.len() {
+            match reader.read() {
+                Some(d) => {
+                    out[n] = d;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        reader.release();
+        n
+    }
+
+    /// The writable bytes of a received frame: from the packet start to the frame's end.
+    /// `None` if the kernel handed us an address outside the UMEM (never expected).
+    pub fn frame_mut(&mut self, desc: &XdpDesc) -> Option<&mut [u8]> {
+        let base = desc.addr & self.frame_mask;
+        let room = (base + u64::from(self.frame_size)).checked_sub(desc.addr)? as usize;
+        if (desc.len as usize) > room {
+            return None;
+        }
+        self.area.frame_mut(desc.addr, room)
+    }
+
+    /// Queue frames for transmission; returns how many fit (the caller recycles the rest).
+    pub fn transmit(&mut self, descs: &[XdpDesc]) -> usize {
+        if descs.is_empty() {
+            return 0;
+        }
+        let mut writer = self.tx.transmit(descs.len() as u32);
+        let cap = writer.capacity() as usize;
+        let n = writer.insert(descs.iter().copied().take(cap)) as usize;
+        writer.commit();
+        n
+    }
+
+    /// Return frames straight to the kernel through the fill ring (dropped requests), keeping
+    /// any that do not fit for the next refill.
+    pub fn recycle(&mut self, addrs: &[u64]) {
+        self.free.extend(addrs.iter().map(|a| a & self.frame_mask));
+        self.refill();
+    }
+
+    /// TX descriptors the kernel has not consumed yet.
+    pub fn tx_pending(&self) -> u32 {
+        self.tx.pending()
+    }
+
+    pub fn tx_needs_wakeup(&self) -> bool {
+        self.tx.needs_wakeup()
+    }
+
+    pub fn fill_needs_wakeup(&self) -> bool {
+        self.fill.needs_wakeup()
+    }
+
+    /// Kernel statistics for this socket (XDP_STATISTICS, v2 fields where available).
+    pub fn kernel_stats(&self) -> io::Result<KernelStats> {
+        let s = self.user.statistics_v2().map_err(errno)?;
+        Ok(KernelStats {
+            rx_dropped: s.rx_dropped,
+            rx_invalid_descs: s.rx_invalid_descs,
+            tx_invalid_descs: s.tx_invalid_descs,
+            rx_ring_full: s.rx_ring_full,
+            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+            tx_ring_empty_descs: s.tx_ring_empty_descs,
+        })
+    }
+
+    /// Kick the kernel TX path (needed on every batch when the need-wakeup flag is set, as it
+    /// always is in copy mode).
+    pub fn kick_tx(&self) -> io::Result<sys::Kick> {
+        sys::kick_tx(self.fd)
+    }
+}
