@@ -94,5 +94,6 @@ pub fn backend_config(interface: &str, workers: usize, dir: &Path) -> Config {
             decline_quarantine_secs: 3600,
         },
         links: Vec::new(),
+        xdp: Default::default(),
     }
 }
