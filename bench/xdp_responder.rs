@@ -163,9 +163,7 @@ fn main() {
     std::io::stdout().flush().ok();
 
     let shutdown = Arc::new(Shutdown::new().expect("shutdown socket pair"));
-    shutdown
-        .install_signal_handlers()
-        .expect("signal handlers");
+    shutdown.install_signal_handlers().expect("signal handlers");
     if args.until_stdin_eof {
         let shutdown = Arc::clone(&shutdown);
         std::thread::spawn(move || {
@@ -196,7 +194,11 @@ fn main() {
         eprintln!("error: {e}");
     }
     let snap = ServerSnapshot {
-        workers: stats.iter().enumerate().map(|(i, s)| s.snapshot(i)).collect(),
+        workers: stats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.snapshot(i))
+            .collect(),
         ..ServerSnapshot::default()
     };
     last["total"] = serde_json::to_value(snap.total()).expect("serializable");

@@ -102,7 +102,9 @@ fn serve(config_path: &Path, stats_file: Option<PathBuf>) -> anyhow::Result<()> 
     let store: daemon::DynStore = Arc::new(xdhcp6::lease::memory::MemoryStore::new());
     let (interfaces, workers, name) = match &backend {
         Backend::Socket(b) => (
-            b.interfaces().map(|i| (i.ifindex, i.name.clone())).collect(),
+            b.interfaces()
+                .map(|i| (i.ifindex, i.name.clone()))
+                .collect(),
             b.workers(),
             "socket",
         ),
@@ -191,7 +193,8 @@ enum Backend {
 fn open_backend(cfg: &xdhcp6::config::Config) -> anyhow::Result<Backend> {
     use xdhcp6::config::Backend as Choice;
     let xdp_cfg = || xdp::XdpConfig::from_config(cfg);
-    let socket = || -> anyhow::Result<Backend> { Ok(Backend::Socket(socket::SocketBackend::bind(cfg)?)) };
+    let socket =
+        || -> anyhow::Result<Backend> { Ok(Backend::Socket(socket::SocketBackend::bind(cfg)?)) };
     match cfg.server.backend {
         Choice::Socket => socket(),
         Choice::Xdp => xdp::XdpBackend::open(&xdp_cfg())

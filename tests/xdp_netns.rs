@@ -897,5 +897,9 @@ fn binds_every_queue_by_default_and_busy_polls() {
     assert_eq!(reply[..4], [7, 3, 1, 4]);
     let stats = r.stop();
     assert!(total(&stats, "tx") >= 1, "{stats}");
-    assert_eq!(stats["sockets"].as_array().map(Vec::len), Some(2), "{stats}");
+    assert_eq!(
+        stats["sockets"].as_array().map(Vec::len),
+        Some(2),
+        "{stats}"
+    );
 }

@@ -67,11 +67,7 @@ pub(crate) fn validate(raw: RawConfig, base_dir: Option<&Path>) -> Result<Config
     }
     cross_checks(&raw.link, &links)?;
     let xdp = super::xdp::validate(raw.xdp)?;
-    Ok(Config {
-        server,
-        links,
-        xdp,
-    })
+    Ok(Config { server, links, xdp })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -204,7 +204,10 @@ pub(crate) fn validate(raw: Option<RawXdp>) -> Result<XdpSettings> {
                         )
                     })?;
                 if out.contains(&q) {
-                    return Err(ConfigError::invalid(key, format!("queue {q} is listed twice")));
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!("queue {q} is listed twice"),
+                    ));
                 }
                 out.push(q);
             }
@@ -334,9 +337,14 @@ pub(crate) fn validate(raw: Option<RawXdp>) -> Result<XdpSettings> {
         let c = usize::try_from(*c)
             .ok()
             .filter(|c| *c < 4096)
-            .ok_or_else(|| ConfigError::invalid(&key, format!("{c} is not a CPU number (0 to 4095)")))?;
+            .ok_or_else(|| {
+                ConfigError::invalid(&key, format!("{c} is not a CPU number (0 to 4095)"))
+            })?;
         if cpus.contains(&c) {
-            return Err(ConfigError::invalid(key, format!("CPU {c} is listed twice")));
+            return Err(ConfigError::invalid(
+                key,
+                format!("CPU {c} is listed twice"),
+            ));
         }
         cpus.push(c);
     }

@@ -18,6 +18,10 @@ pub struct TestConfig {
     pub t1: Option<u32>,
     pub t2: Option<u32>,
     pub rapid_commit: bool,
+    /// `server.backend`: "socket" (the default here), "xdp" or "auto".
+    pub backend: String,
+    /// Lines of an `[xdp]` section (none: no section).
+    pub xdp: Vec<String>,
 }
 
 pub const POOL_FIRST: &str = "2001:db8:1::1000";
@@ -35,6 +39,16 @@ impl TestConfig {
             t1: None,
             t2: None,
             rapid_commit: false,
+            backend: "socket".to_owned(),
+            xdp: Vec::new(),
+        }
+    }
+
+    /// The same on the XDP backend (`backend = "xdp"`, no fallback).
+    pub fn xdp(interface: &str) -> Self {
+        TestConfig {
+            backend: "xdp".to_owned(),
+            ..TestConfig::new(interface)
         }
     }
 
@@ -44,7 +58,7 @@ impl TestConfig {
         let d = dir.display();
         writeln!(s, "[server]").unwrap();
         writeln!(s, "interfaces = [\"{}\"]", self.interface).unwrap();
-        writeln!(s, "backend = \"socket\"").unwrap();
+        writeln!(s, "backend = \"{}\"", self.backend).unwrap();
         writeln!(s, "workers = {}", self.workers).unwrap();
         writeln!(s, "duid_file = \"{d}/server-duid\"").unwrap();
         writeln!(s, "lease_file = \"{d}/leases\"").unwrap();
@@ -74,6 +88,12 @@ impl TestConfig {
         }
         writeln!(s, "rapid_commit = {}", self.rapid_commit).unwrap();
         writeln!(s, "options = {{ dns_servers = [\"2001:db8:1::53\"] }}").unwrap();
+        if !self.xdp.is_empty() {
+            writeln!(s, "\n[xdp]").unwrap();
+            for line in &self.xdp {
+                writeln!(s, "{line}").unwrap();
+            }
+        }
         s
     }
 }

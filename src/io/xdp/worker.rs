@@ -33,8 +33,8 @@ use crate::io::Handler;
 use crate::proto::{DropReason, RxMeta};
 use crate::stats::{msg_type_slot, IoDrop, WorkerStats};
 use crate::wire::frame::{
-    finish_reply, parse_udp6, reply_payload_offset, verify_udp6_checksum, FrameError,
-    ReplyParams, UdpFrame, IPV6_HEADER_LEN, UDP_HEADER_LEN,
+    finish_reply, parse_udp6, reply_payload_offset, verify_udp6_checksum, FrameError, ReplyParams,
+    UdpFrame, IPV6_HEADER_LEN, UDP_HEADER_LEN,
 };
 
 use super::sys::{self, InterfaceInfo, Kick};
@@ -262,9 +262,7 @@ fn drive<H: Handler>(
     stats.rx_ring_occupancy.set(u64::from(s.xsk.rx_available()));
     let n = s.xsk.receive(&mut sc.descs[..opts.batch]);
     if n == 0 {
-        stats
-            .tx_ring_occupancy
-            .set(u64::from(s.xsk.tx_pending()));
+        stats.tx_ring_occupancy.set(u64::from(s.xsk.tx_pending()));
         return reaped > 0;
     }
     let received_at = Instant::now();
@@ -339,9 +337,7 @@ fn drive<H: Handler>(
         }
     }
     stats.tx.add(sent as u64);
-    stats
-        .tx_ring_occupancy
-        .set(u64::from(s.xsk.tx_pending()));
+    stats.tx_ring_occupancy.set(u64::from(s.xsk.tx_pending()));
     // Receive-to-transmit time of the batch (after the kick: in copy mode the frames have
     // left by then), recorded for each reply it carried.
     if sent > 0 {
@@ -501,10 +497,7 @@ mod tests {
             Some(i.global[1])
         );
         // Relay via ff05::1:3, or to an address not ours: our first global address.
-        assert_eq!(
-            reply_source(&i, &a("ff05::1:3"), &relay),
-            Some(i.global[0])
-        );
+        assert_eq!(reply_source(&i, &a("ff05::1:3"), &relay), Some(i.global[0]));
         assert_eq!(
             reply_source(&i, &a("2001:db8:5::5"), &relay),
             Some(i.global[0])
