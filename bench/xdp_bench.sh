@@ -6,10 +6,12 @@
 #   socket_backend `xdhcp6 serve`, backend = "socket" (src/io/socket.rs), the real core
 # Needs root and ethtool; builds the release binaries. Traffic stays inside two namespaces made
 # here (xdb-s, xdb-c) and removed at exit.
-# Usage: bench/xdp_bench.sh [seconds per case] [frame bytes]
+# Usage: bench/xdp_bench.sh [seconds per case] [frame bytes] [rounds]
+# With several rounds the three cases alternate, so a busy neighbour hurts all of them alike.
 set -euo pipefail
 DUR=${1:-5}
 SIZE=${2:-162}
+ROUNDS=${3:-1}
 WARM=1
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin xdhcp6 --bin xdp-responder --bin xdp-loadgen
@@ -73,9 +75,11 @@ run_case() {
   wait $pid 2>/dev/null || true
 }
 
-run_case af_xdp_echo '^ready' "$BIN/xdp-responder" --iface xdbs --mode echo --no-verify-checksum \
-  --cpus 0 --workers 1 --duration-secs $((DUR + WARM + 5))
 config xdp >"$WORK/xdp.toml"
-run_case xdp_backend 'XDP backend serving' "$BIN/xdhcp6" serve --config "$WORK/xdp.toml"
 config socket >"$WORK/socket.toml"
-run_case socket_backend 'socket backend serving' "$BIN/xdhcp6" serve --config "$WORK/socket.toml"
+for round in $(seq "$ROUNDS"); do
+  run_case af_xdp_echo '^ready' "$BIN/xdp-responder" --iface xdbs --mode echo --no-verify-checksum \
+    --cpus 0 --workers 1 --duration-secs $((DUR + WARM + 5))
+  run_case xdp_backend 'XDP backend serving' "$BIN/xdhcp6" serve --config "$WORK/xdp.toml"
+  run_case socket_backend 'socket backend serving' "$BIN/xdhcp6" serve --config "$WORK/socket.toml"
+done

@@ -50,6 +50,9 @@ fn frame(payload: &[u8], meta: &RxMeta) -> Vec<u8> {
     buf
 }
 
+/// A received frame and what the backend would tell the core about it.
+type Frame = (Vec<u8>, RxMeta);
+
 #[derive(Clone, Copy, PartialEq)]
 enum Strategy {
     CopyRequest,
@@ -107,7 +110,7 @@ fn main() {
     };
     let clients = 1000u32;
     let direct = multicast();
-    let mut cases: Vec<(&str, Vec<(Vec<u8>, RxMeta)>)> = Vec::new();
+    let mut cases: Vec<(&str, Vec<Frame>)> = Vec::new();
     let solicit = |i| {
         Msg::new(M::Solicit, i)
             .client(&duid(i))
