@@ -68,7 +68,8 @@ fn if_info(name: &str) -> (i32, [u8; 6]) {
     }
 }
 
-/// A Solicit frame of `size` bytes with transaction id `xid` and a correct UDP checksum.
+/// A Solicit frame of `size` bytes with transaction id `xid` and a correct UDP checksum: Elapsed
+/// Time, IA_NA, and a Client Identifier that differs per `xid` and pads the frame to `size`.
 fn solicit_frame(
     size: usize,
     dst_mac: [u8; 6],
@@ -77,7 +78,7 @@ fn solicit_frame(
     dst: Ipv6Addr,
     xid: u32,
 ) -> Vec<u8> {
-    assert!(size >= 14 + 40 + 8 + 10, "frame too small");
+    assert!(size >= 14 + 40 + 8 + 10 + 16, "frame too small");
     let payload_len = size - 62;
     let mut p = vec![
         1,
@@ -91,6 +92,8 @@ fn solicit_frame(
         0,
         0,
     ];
+    // IA_NA (IAID 1, T1/T2 0): the server computes an address for every Solicit.
+    p.extend_from_slice(&[0, 3, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
     if payload_len >= p.len() + 4 + 10 {
         // Client Identifier (DUID-EN-like filler) up to the requested size.
         let duid_len = payload_len - p.len() - 4;

@@ -1,29 +1,33 @@
-//! `xdp-responder`: runs the XDP data path without the rest of the server, for benchmarks and
-//! the netns integration tests.
+//! `xdp-responder`: runs the XDP data path without the rest of the server, for the benchmark
+//! ceiling and the data-path tests (tests/xdp_netns.rs). The server itself runs the same
+//! backend with the real core (`xdhcp6 serve` with `backend = "xdp"`; tests/xdp_server.rs).
 //!
 //! - `--mode echo`: the bare AF_XDP echo (swap MACs/addresses/ports): the ceiling of a setup.
-//! - `--mode fake`: the full worker path (parse, core call, in-place reply with checksum) with a
-//!   stand-in core that answers every request with a fixed-shape reply. It stays useful as a
-//!   data-path test once the real core lands.
+//! - `--mode fake`: the full worker path (parse, checksum, core call, in-place reply) with a
+//!   stand-in [`Handler`] that answers every request with a fixed-shape reply, so frame-level
+//!   behaviour can be tested without DHCPv6 semantics.
+//! - `--mode socket-fake`: the stand-in behind one plain UDP socket.
 //!
-//! Prints `ready {json}` once attached and bound, and `stats {json}` when it stops (after
-//! `--duration-secs`, or at end of standard input with `--until-stdin-eof`).
+//! Prints `ready {json}` (the bound sockets) once attached and bound, and `stats {json}` when
+//! it stops (after `--duration-secs`, or at end of standard input with `--until-stdin-eof`):
+//! the backend status (`programs`, `sockets`) plus `total`, the worker counters summed.
 
 use std::io::{BufRead, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use xdhcp6::io::xdp::{self, AttachMode, DataPath, Responder, XdpConfig, ZeroCopy};
+use xdhcp6::io::shutdown::Shutdown;
+use xdhcp6::io::xdp::{self, AttachMode, XdpBackend, XdpConfig, ZeroCopy};
+use xdhcp6::io::Handler;
 use xdhcp6::proto::{DropReason, ReplyMeta, RxMeta};
+use xdhcp6::stats::ServerSnapshot;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Mode {
     Echo,
     Fake,
-    /// The stand-in core behind a plain UDP socket (recvmmsg/sendmmsg batches): the
-    /// comparison point until the socket backend (src/io/socket.rs) lands.
+    /// The stand-in core behind a plain UDP socket (recvmmsg/sendmmsg batches).
     SocketFake,
 }
 
@@ -73,18 +77,19 @@ struct Args {
 /// Relay-reply (13) with the same body, sent to the relay (port 547).
 struct FakeCore;
 
-impl Responder for FakeCore {
-    fn respond(
+impl Handler for FakeCore {
+    fn handle(
         &self,
         req: &[u8],
         meta: &RxMeta,
         _now: u64,
         out: &mut [u8],
     ) -> Result<ReplyMeta, DropReason> {
-        if req.len() < 4 || req.len() > out.len() {
+        if req.len() < 4 {
             return Err(DropReason::Truncated);
         }
-        out[..req.len()].copy_from_slice(req);
+        let out = out.get_mut(..req.len()).ok_or(DropReason::BufferTooSmall)?;
+        out.copy_from_slice(req);
         out[0] = match req[0] {
             12 => 13,
             1..=11 => 7,
@@ -139,15 +144,11 @@ fn main() {
         }
         return;
     }
-    let path = match args.mode {
-        Mode::Echo => DataPath::Echo,
-        Mode::Fake => DataPath::Serve(Arc::new(FakeCore)),
-        Mode::SocketFake => {
-            socket_fake(&args);
-            return;
-        }
-    };
-    let backend = match xdp::start(&cfg, path) {
+    if let Mode::SocketFake = args.mode {
+        socket_fake(&args);
+        return;
+    }
+    let backend = match XdpBackend::open(&cfg) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
@@ -161,31 +162,47 @@ fn main() {
     );
     std::io::stdout().flush().ok();
 
-    let stop = Arc::new(AtomicBool::new(false));
+    let shutdown = Arc::new(Shutdown::new().expect("shutdown socket pair"));
+    shutdown.install_signal_handlers().expect("signal handlers");
     if args.until_stdin_eof {
-        let stop = Arc::clone(&stop);
+        let shutdown = Arc::clone(&shutdown);
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
                 if line.is_err() {
                     break;
                 }
             }
-            stop.store(true, Ordering::Relaxed);
+            shutdown.trigger();
         });
     }
     let started = Instant::now();
     let limit = args.duration_secs.map(Duration::from_secs);
-    while !stop.load(Ordering::Relaxed)
-        && limit.is_none_or(|l| started.elapsed() < l)
-        && backend.healthy()
-    {
-        std::thread::sleep(Duration::from_millis(50));
+    let status = backend.status_handle();
+    let stats = backend.new_stats();
+    let mut last = serde_json::Value::Null;
+    let mut tick = || {
+        last = status.status_json();
+        if limit.is_some_and(|l| started.elapsed() >= l) {
+            shutdown.trigger();
+        }
+    };
+    let result = match args.mode {
+        Mode::Echo => backend.run_echo(&stats, &shutdown, &mut tick),
+        _ => backend.run(&FakeCore, &stats, &shutdown, &mut tick),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
     }
-    let stats = backend.stop();
-    println!(
-        "stats {}",
-        serde_json::to_string(&stats).expect("serializable")
-    );
+    let snap = ServerSnapshot {
+        workers: stats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.snapshot(i))
+            .collect(),
+        ..ServerSnapshot::default()
+    };
+    last["total"] = serde_json::to_value(snap.total()).expect("serializable");
+    println!("stats {last}");
 }
 
 /// UDP-socket responder with the stand-in core: one thread, batches of `--batch` datagrams.
@@ -262,7 +279,7 @@ fn socket_fake(args: &Args) {
                 dst: std::net::Ipv6Addr::UNSPECIFIED,
                 ifindex: addrs[i].sin6_scope_id,
             };
-            if let Ok(r) = FakeCore.respond(&bufs[i][..len], &meta, 0, &mut outs[i]) {
+            if let Ok(r) = FakeCore.handle(&bufs[i][..len], &meta, 0, &mut outs[i]) {
                 addrs[i].sin6_port = r.dst_port.to_be();
                 out_iovs[i].iov_len = r.len;
                 out_msgs[m].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in6).cast();

@@ -9,7 +9,7 @@ use clap::Parser;
 use xdhcp6::cli::{self, Cli, Command};
 use xdhcp6::control::{self, Request};
 use xdhcp6::daemon::{self, ControlHandler, Runtime};
-use xdhcp6::io::{duid, shutdown::Shutdown, socket};
+use xdhcp6::io::{duid, shutdown::Shutdown, socket, xdp};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -93,25 +93,37 @@ fn serve(config_path: &Path, stats_file: Option<PathBuf>) -> anyhow::Result<()> 
     let cfg = xdhcp6::config::load_file(config_path)?;
     let shutdown = Shutdown::new()?;
     shutdown.install_signal_handlers()?;
-    // Bind first: a missing interface or a busy port fails before anything else starts.
-    let backend = socket::SocketBackend::bind(&cfg)?;
+    // Open the backend first: a missing interface, a busy port or missing privileges fail
+    // before anything else starts.
+    let backend = open_backend(&cfg)?;
     let server_duid = duid::for_config(&cfg, daemon::unix_now())
         .with_context(|| format!("server DUID file {}", cfg.server.duid_file.display()))?;
     tracing::info!(duid = %duid::format_hex(&server_duid), "server DUID");
     let store: daemon::DynStore = Arc::new(xdhcp6::lease::memory::MemoryStore::new());
-    let interfaces = backend
-        .interfaces()
-        .map(|i| (i.ifindex, i.name.clone()))
-        .collect();
+    let (interfaces, workers, name) = match &backend {
+        Backend::Socket(b) => (
+            b.interfaces()
+                .map(|i| (i.ifindex, i.name.clone()))
+                .collect(),
+            b.workers(),
+            "socket",
+        ),
+        Backend::Xdp(b) => (b.interfaces().to_vec(), b.workers(), "xdp"),
+    };
     let rt = Arc::new(Runtime::new(
         config_path,
         cfg.clone(),
         store,
         server_duid,
         interfaces,
-        backend.workers(),
-        "socket",
+        workers,
+        name,
     ));
+    if let Backend::Xdp(b) = &backend {
+        rt.set_xdp_mode(b.mode().name());
+        let status = b.status_handle();
+        rt.set_backend_status(Box::new(move || status.status_json()));
+    }
     let _control = control::ControlServer::start(
         &cfg.server.control_socket,
         cfg.server.control_group.as_deref(),
@@ -130,13 +142,73 @@ fn serve(config_path: &Path, stats_file: Option<PathBuf>) -> anyhow::Result<()> 
     };
     let stop = Arc::new(AtomicBool::new(false));
     let housekeeping = daemon::spawn_housekeeping(rt.clone(), stop.clone())?;
-    let opts = socket::SocketOptions {
-        stats_file,
-        ..Default::default()
+    let result = match backend {
+        Backend::Socket(b) => {
+            let opts = socket::SocketOptions {
+                stats_file,
+                ..Default::default()
+            };
+            b.run(&*rt, rt.stats(), &shutdown, &opts)
+                .map(drop)
+                .map_err(anyhow::Error::from)
+        }
+        Backend::Xdp(b) => {
+            let mut error_logged = false;
+            let mut write_stats = || {
+                let Some(path) = &stats_file else { return };
+                let written = serde_json::to_vec_pretty(&rt.snapshot())
+                    .map_err(std::io::Error::other)
+                    .and_then(|json| xdhcp6::io::write_atomically(path, &json));
+                if let Err(e) = written {
+                    if !std::mem::replace(&mut error_logged, true) {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot write stats file");
+                    }
+                }
+            };
+            let r = b.run(&*rt, rt.stats(), &shutdown, &mut write_stats);
+            let total = rt.snapshot().total();
+            tracing::info!(
+                received = total.rx,
+                answered = total.tx,
+                drops = ?total.drops.iter().filter(|(_, n)| **n > 0).collect::<Vec<_>>(),
+                "XDP backend stopped; programs detached"
+            );
+            r.map_err(anyhow::Error::from)
+        }
     };
-    let result = backend.run(&*rt, rt.stats(), &shutdown, &opts);
     stop.store(true, Ordering::Relaxed);
     let _ = housekeeping.join();
-    result?;
-    Ok(())
+    result
+}
+
+/// The packet path `serve` runs.
+enum Backend {
+    Socket(socket::SocketBackend),
+    Xdp(xdp::XdpBackend),
+}
+
+/// Open the backend `server.backend` asks for. `auto` takes XDP where it can be opened
+/// (privileges, AF_XDP support, attach, bind) and otherwise says why in the log and uses
+/// sockets; `xdp` fails with the reason.
+fn open_backend(cfg: &xdhcp6::config::Config) -> anyhow::Result<Backend> {
+    use xdhcp6::config::Backend as Choice;
+    let xdp_cfg = || xdp::XdpConfig::from_config(cfg);
+    let socket =
+        || -> anyhow::Result<Backend> { Ok(Backend::Socket(socket::SocketBackend::bind(cfg)?)) };
+    match cfg.server.backend {
+        Choice::Socket => socket(),
+        Choice::Xdp => xdp::XdpBackend::open(&xdp_cfg())
+            .map(Backend::Xdp)
+            .context("server.backend = \"xdp\""),
+        Choice::Auto => match xdp::XdpBackend::open(&xdp_cfg()) {
+            Ok(b) => Ok(Backend::Xdp(b)),
+            Err(e) => {
+                tracing::warn!(
+                    reason = %e,
+                    "server.backend = \"auto\": the XDP backend cannot run here; using the socket backend"
+                );
+                socket()
+            }
+        },
+    }
 }

@@ -15,11 +15,16 @@ use crate::lease::PoolSpec;
 mod error;
 mod raw;
 mod validate;
+mod xdp;
 
 pub use error::ConfigError;
 pub use validate::{
     DEFAULT_CONTROL_SOCKET, DEFAULT_DECLINE_QUARANTINE_SECS, DEFAULT_DUID_FILE, DEFAULT_LEASE_FILE,
     DEFAULT_PREFERRED_LIFETIME_SECS, DEFAULT_VALID_LIFETIME_SECS,
+};
+pub use xdp::{
+    BusyPollSettings, RxChecksumPolicy, XdpAttachMode, XdpSettings, ZeroCopyPolicy,
+    DEFAULT_XDP_BATCH, MAX_XDP_BATCH,
 };
 
 /// The "infinity" lifetime or time value, 0xffffffff (RFC 8415 §7.7). Written `"infinite"` in
@@ -125,6 +130,8 @@ impl Ipv6Net {
 pub struct Config {
     pub server: ServerConfig,
     pub links: Vec<Link>,
+    /// `[xdp]`: settings of the XDP backend (defaults when the section is absent).
+    pub xdp: XdpSettings,
 }
 
 /// Server-wide settings (`[server]`).

@@ -18,6 +18,7 @@ pub(crate) struct RawConfig {
     pub defaults: Option<RawDefaults>,
     #[serde(default)]
     pub link: Vec<RawLink>,
+    pub xdp: Option<super::xdp::RawXdp>,
 }
 
 /// `[server]`.

@@ -66,7 +66,8 @@ pub(crate) fn validate(raw: RawConfig, base_dir: Option<&Path>) -> Result<Config
         links.push(link(i, rl, &defaults, &server, &mut next_pool_id)?);
     }
     cross_checks(&raw.link, &links)?;
-    Ok(Config { server, links })
+    let xdp = super::xdp::validate(raw.xdp)?;
+    Ok(Config { server, links, xdp })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,6 +33,9 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A backend's own status for `xdhcp6 status` (see [`Runtime::set_backend_status`]).
+pub type BackendStatus = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
+
 /// What the packet path and the control plane share.
 pub struct Runtime {
     config_path: PathBuf,
@@ -46,6 +49,8 @@ pub struct Runtime {
     started: Instant,
     backend: String,
     xdp_mode: Mutex<String>,
+    /// The backend's own status (XDP: program counters, sockets), shown by `status`.
+    backend_status: std::sync::OnceLock<BackendStatus>,
     /// Serialises reloads (the control socket and SIGHUP may race).
     reload_lock: Mutex<()>,
 }
@@ -74,6 +79,7 @@ impl Runtime {
             started: Instant::now(),
             backend: backend.to_owned(),
             xdp_mode: Mutex::new(String::new()),
+            backend_status: std::sync::OnceLock::new(),
             reload_lock: Mutex::new(()),
         }
     }
@@ -109,6 +115,12 @@ impl Runtime {
         *self.xdp_mode.lock().unwrap_or_else(|e| e.into_inner()) = mode.to_owned();
     }
 
+    /// Show `f()` under the backend's name in `status` (the XDP backend's program counters
+    /// and sockets). Set once, before serving; later calls are ignored.
+    pub fn set_backend_status(&self, f: BackendStatus) {
+        let _ = self.backend_status.set(f);
+    }
+
     /// Re-read the configuration file and apply it. A file that fails validation, or that
     /// changes settings only a restart can apply, is refused and the running configuration
     /// stays.
@@ -138,7 +150,12 @@ impl Runtime {
                 a.metrics_listen != b.metrics_listen,
             ),
         ];
-        if let Some((key, _)) = restart_only.iter().find(|(_, changed)| *changed) {
+        let xdp_changed = [("xdp", old.xdp != new.xdp)];
+        if let Some((key, _)) = restart_only
+            .iter()
+            .chain(&xdp_changed)
+            .find(|(_, changed)| *changed)
+        {
             return Err(format!(
                 "{key} changed; it takes effect only on restart. Keeping the running configuration"
             ));
@@ -220,7 +237,7 @@ impl Runtime {
 
     fn status(&self) -> serde_json::Value {
         let cfg = self.config.load();
-        json!({
+        let mut status = json!({
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_secs": self.started.elapsed().as_secs(),
             "backend": self.backend,
@@ -231,7 +248,11 @@ impl Runtime {
             "server_duid": hex(&self.duid),
             "links": cfg.links.iter().map(|l| l.name.clone()).collect::<Vec<_>>(),
             "lease_file": cfg.server.lease_file.display().to_string(),
-        })
+        });
+        if let Some(f) = self.backend_status.get() {
+            status[self.backend.as_str()] = f();
+        }
+        status
     }
 
     fn leases(&self, filter: &LeaseFilter, offset: u64, limit: u64) -> serde_json::Value {

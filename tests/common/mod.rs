@@ -105,6 +105,7 @@ pub fn config() -> Config {
             decline_quarantine_secs: 3600,
         },
         links: vec![lan, other],
+        xdp: Default::default(),
     }
 }
 

@@ -20,6 +20,10 @@ pub struct TestConfig {
     pub rapid_commit: bool,
     /// Extra `key = value` lines for the `[server]` table.
     pub extra_server: Vec<String>,
+    /// `server.backend`: "socket" (the default here), "xdp" or "auto".
+    pub backend: String,
+    /// Lines of an `[xdp]` section (none: no section).
+    pub xdp: Vec<String>,
 }
 
 pub const POOL_FIRST: &str = "2001:db8:1::1000";
@@ -38,6 +42,16 @@ impl TestConfig {
             t2: None,
             rapid_commit: false,
             extra_server: Vec::new(),
+            backend: "socket".to_owned(),
+            xdp: Vec::new(),
+        }
+    }
+
+    /// The same on the XDP backend (`backend = "xdp"`, no fallback).
+    pub fn xdp(interface: &str) -> Self {
+        TestConfig {
+            backend: "xdp".to_owned(),
+            ..TestConfig::new(interface)
         }
     }
 
@@ -47,7 +61,7 @@ impl TestConfig {
         let d = dir.display();
         writeln!(s, "[server]").unwrap();
         writeln!(s, "interfaces = [\"{}\"]", self.interface).unwrap();
-        writeln!(s, "backend = \"socket\"").unwrap();
+        writeln!(s, "backend = \"{}\"", self.backend).unwrap();
         writeln!(s, "workers = {}", self.workers).unwrap();
         writeln!(s, "duid_file = \"{d}/server-duid\"").unwrap();
         writeln!(s, "lease_file = \"{d}/leases\"").unwrap();
@@ -80,6 +94,12 @@ impl TestConfig {
         }
         writeln!(s, "rapid_commit = {}", self.rapid_commit).unwrap();
         writeln!(s, "options = {{ dns_servers = [\"2001:db8:1::53\"] }}").unwrap();
+        if !self.xdp.is_empty() {
+            writeln!(s, "\n[xdp]").unwrap();
+            for line in &self.xdp {
+                writeln!(s, "{line}").unwrap();
+            }
+        }
         s
     }
 }
@@ -100,5 +120,6 @@ pub fn backend_config(interface: &str, workers: usize, dir: &Path) -> Config {
             decline_quarantine_secs: 3600,
         },
         links: Vec::new(),
+        xdp: Default::default(),
     }
 }

@@ -12,6 +12,7 @@
 pub mod clients;
 pub mod config;
 pub mod netns;
+pub mod raw;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -112,11 +112,38 @@ impl ServerProcess {
     }
 
     pub fn stats(&self) -> Stats {
+        Stats(self.snapshot().total())
+    }
+
+    /// The whole stats file: backend, AF_XDP mode, per-worker counters.
+    pub fn snapshot(&self) -> ServerSnapshot {
         let text = std::fs::read_to_string(&self.stats_file)
             .unwrap_or_else(|e| panic!("read stats file: {e}\n{}", self.log()));
-        let snap: ServerSnapshot =
-            serde_json::from_str(&text).expect("stats file is a ServerSnapshot");
-        Stats(snap.total())
+        serde_json::from_str(&text).expect("stats file is a ServerSnapshot")
+    }
+
+    /// `xdhcp6 status` through the control socket, as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_xdhcp6"))
+            .arg("status")
+            .arg("--socket")
+            .arg(self.dir.join("control.sock"))
+            .output()
+            .expect("run xdhcp6 status");
+        assert!(
+            out.status.success(),
+            "xdhcp6 status failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        serde_json::from_slice(&out.stdout).expect("status prints JSON")
+    }
+
+    /// SIGKILL: no clean shutdown, nothing written on the way out.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("server running");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Wait (up to `timeout`) until the stats satisfy `pred`; return the last stats seen.

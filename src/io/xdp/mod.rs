@@ -8,59 +8,42 @@
 //!                 └── not DHCPv6: XDP_PASS                 parse → core → rewrite → TX ring
 //! ```
 //!
-//! Entry points: [`probe`] (can this host run the backend?), [`start`] (attach, bind, spawn;
-//! returns a [`XdpBackend`] with live [`XdpBackend::stats`]) and [`serve`] (start, block until
-//! a shutdown flag, stop). Modules with `unsafe`: [`sys`] (every syscall) and [`xsk`] (UMEM
-//! and rings); the rest is safe code.
+//! Entry points: [`probe`] (can this host run the backend?), [`XdpBackend::open`] (attach the
+//! program, bind the sockets) and [`XdpBackend::run`] (serve with any [`Handler`] — the
+//! daemon's `Runtime`, or a bare [`Server`](crate::proto::Server) — until shutdown, then
+//! detach). Like the socket backend, worker `i` counts into the caller's `stats[i]`; what only
+//! AF_XDP has (program counters, kernel ring statistics, zero-copy or copy) comes from a
+//! [`StatusHandle`]. Frames are parsed and built with [`crate::wire::frame`].
+//!
+//! Modules with `unsafe`: [`sys`] (every syscall) and [`xsk`] (UMEM and rings); the rest is
+//! safe code.
 
-mod frame;
 mod loader;
 mod sys;
 mod worker;
 mod xsk;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use frame::FrameDrop;
 pub use loader::{
     AttachMode, Attached, ProgramCounters, FOREIGN_TEST_OBJECT_PATH, OBJECT_PATH, PROGRAM_NAME,
 };
 pub use sys::InterfaceInfo;
-pub use worker::{DataPath, SocketCounters};
+pub use worker::SocketCounters;
 pub use xsk::{BindMode, KernelStats, XskSizes, ZeroCopy};
 
-use crate::lease::LeaseStore;
-use crate::proto::{DropReason, ReplyMeta, RxMeta, Server};
+use crate::config::{Config, RxChecksumPolicy, XdpAttachMode, ZeroCopyPolicy};
+use crate::io::shutdown::Shutdown;
+use crate::io::Handler;
+use crate::stats::WorkerStats;
 
 /// UDP port of DHCPv6 servers and relay agents (RFC 8415 §7.2).
-pub const DHCPV6_SERVER_PORT: u16 = 547;
+pub const DHCPV6_SERVER_PORT: u16 = crate::io::socket::SERVER_PORT;
 
-/// What the workers call for each request: the protocol core, or a stand-in in tests.
-pub trait Responder: Send + Sync + 'static {
-    fn respond(
-        &self,
-        request: &[u8],
-        meta: &RxMeta,
-        now_secs: u64,
-        out: &mut [u8],
-    ) -> Result<ReplyMeta, DropReason>;
-}
-
-impl<S: LeaseStore + 'static> Responder for Server<S> {
-    #[inline]
-    fn respond(
-        &self,
-        request: &[u8],
-        meta: &RxMeta,
-        now_secs: u64,
-        out: &mut [u8],
-    ) -> Result<ReplyMeta, DropReason> {
-        self.handle(request, meta, now_secs, out)
-    }
-}
+/// How often [`XdpBackend::run`] calls its `tick` (stats file, health) while serving.
+pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Busy-poll settings (SO_PREFER_BUSY_POLL, SO_BUSY_POLL, SO_BUSY_POLL_BUDGET).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,12 +95,40 @@ impl Default for XdpConfig {
 }
 
 impl XdpConfig {
-    /// Defaults for the interfaces and worker count of the server configuration.
-    pub fn from_server(cfg: &crate::config::Config) -> Self {
+    /// The backend's settings from the configuration file: `server.interfaces`,
+    /// `server.workers` and the `[xdp]` section.
+    pub fn from_config(cfg: &Config) -> Self {
+        let x = &cfg.xdp;
         XdpConfig {
             interfaces: cfg.server.interfaces.clone(),
+            queues: x.queues.clone(),
+            sizes: XskSizes {
+                frame_size: x.frame_size,
+                frame_count: x.frame_count,
+                fill_ring: x.fill_ring,
+                completion_ring: x.completion_ring,
+                rx_ring: x.rx_ring,
+                tx_ring: x.tx_ring,
+            },
+            batch_size: x.batch_size,
+            attach_mode: match x.attach_mode {
+                XdpAttachMode::Auto => AttachMode::Auto,
+                XdpAttachMode::Native => AttachMode::Native,
+                XdpAttachMode::Generic => AttachMode::Generic,
+            },
+            zero_copy: match x.zero_copy {
+                ZeroCopyPolicy::Auto => ZeroCopy::Auto,
+                ZeroCopyPolicy::Require => ZeroCopy::Require,
+                ZeroCopyPolicy::Off => ZeroCopy::Off,
+            },
+            busy_poll: x.busy_poll.map(|b| BusyPoll {
+                usecs: b.usecs,
+                budget: b.budget,
+            }),
             workers: cfg.server.workers,
-            ..XdpConfig::default()
+            cpus: x.cpus.clone(),
+            verify_udp_checksum: x.rx_checksum == RxChecksumPolicy::Verify,
+            replace_foreign_program: x.replace_foreign_program,
         }
     }
 
@@ -190,6 +201,12 @@ pub enum XdpError {
     },
     #[error("spawning XDP worker: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("XDP worker {worker}: {source}")]
+    Worker {
+        worker: usize,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What `xdp::probe` returns when the backend cannot be used.
@@ -284,7 +301,7 @@ pub fn probe(cfg: &XdpConfig) -> Result<(), WhyNot> {
     Ok(())
 }
 
-/// Identity of one bound socket, for stats.
+/// Identity of one bound socket.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SocketInfo {
     pub interface: String,
@@ -294,20 +311,16 @@ pub struct SocketInfo {
     pub cpu: Option<usize>,
 }
 
-/// A snapshot of one socket's counters.
+/// What only AF_XDP knows about one socket (the packet counters are the worker's
+/// [`WorkerStats`]).
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct SocketStats {
+pub struct SocketStatus {
     #[serde(flatten)]
     pub info: SocketInfo,
-    pub rx: u64,
-    pub tx: u64,
-    /// Frame-level drops by [`FrameDrop::name`].
-    pub frame_drops: Vec<(&'static str, u64)>,
-    /// Protocol-core drops by [`DropReason::name`].
-    pub core_drops: Vec<(&'static str, u64)>,
-    pub fill_ring_empty: u64,
+    /// `sendto` calls made to push TX frames (copy mode: at least one per batch).
     pub tx_kicks: u64,
     pub tx_kick_errors: u64,
+    /// The kernel's XDP_STATISTICS, refreshed by the worker every second.
     pub kernel: KernelStats,
 }
 
@@ -320,132 +333,30 @@ pub struct ProgramStats {
     pub counters: ProgramCounters,
 }
 
+/// The backend's own state, for `xdhcp6 status`.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct XdpStats {
+pub struct XdpStatus {
+    /// "zero-copy" when every socket is, else "copy".
+    pub mode: &'static str,
+    /// Empty once the backend has stopped and detached.
     pub programs: Vec<ProgramStats>,
-    pub sockets: Vec<SocketStats>,
+    pub sockets: Vec<SocketStatus>,
 }
 
-/// The running backend. Dropping it (or [`XdpBackend::stop`]) stops the workers, closes the
-/// sockets and detaches the programs.
-pub struct XdpBackend {
-    programs: Mutex<Vec<loader::XdpProgram>>,
-    sockets: Vec<(SocketInfo, Arc<SocketCounters>)>,
-    workers: Vec<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
+/// A cheap, shareable reader of the backend's status (program counters, socket modes, kernel
+/// ring statistics), usable from any thread while [`XdpBackend::run`] serves and afterwards.
+#[derive(Clone)]
+pub struct StatusHandle {
+    programs: Arc<Mutex<Vec<loader::XdpProgram>>>,
+    sockets: Arc<[(SocketInfo, Arc<SocketCounters>)]>,
 }
 
-/// Attach, bind and start the workers.
-pub fn start<R: Responder>(cfg: &XdpConfig, path: DataPath<R>) -> Result<XdpBackend, XdpError> {
-    cfg.validate()?;
-    let mut plan = Vec::new();
-    for name in &cfg.interfaces {
-        let info = Arc::new(interface(name)?);
-        let queues = queues_of(cfg, &info)?;
-        plan.push((info, queues));
-    }
-    let n_sockets: usize = plan.iter().map(|(_, q)| q.len()).sum();
-    check_privileges(cfg, n_sockets as u64)?;
-
-    let mut backend = XdpBackend {
-        programs: Mutex::new(Vec::new()),
-        sockets: Vec::new(),
-        workers: Vec::new(),
-        stop: Arc::new(AtomicBool::new(false)),
-    };
-    let cpus = if cfg.cpus.is_empty() {
-        sys::allowed_cpus()
-    } else {
-        cfg.cpus.clone()
-    };
-    let n_workers = match cfg.workers {
-        0 => n_sockets.min(cpus.len().max(1)),
-        w => w.min(n_sockets),
-    }
-    .max(1);
-    let mut per_worker: Vec<Vec<worker::SocketCtx>> = (0..n_workers).map(|_| Vec::new()).collect();
-
-    let mut programs = Vec::new();
-    let mut i = 0usize;
-    for (info, queues) in &plan {
-        let mut prog = loader::XdpProgram::attach(
-            &info.name,
-            info.index,
-            cfg.attach_mode,
-            cfg.replace_foreign_program,
-        )?;
-        for &queue in queues {
-            let sock_err = |source| XdpError::Socket {
-                ifname: info.name.clone(),
-                queue,
-                source,
-            };
-            let xsk =
-                xsk::Xsk::open(&info.name, queue, &cfg.sizes, cfg.zero_copy).map_err(sock_err)?;
-            if let Some(bp) = cfg.busy_poll {
-                sys::set_busy_poll(xsk.fd(), bp.usecs, bp.budget).map_err(sock_err)?;
-            }
-            prog.register(queue, xsk.fd())?;
-            let w = i % n_workers;
-            let cpu = cpus.get(w % cpus.len().max(1)).copied();
-            tracing::info!(
-                interface = %info.name,
-                queue,
-                mode = xsk.mode().name(),
-                worker = w,
-                "AF_XDP socket bound"
-            );
-            let counters = Arc::new(SocketCounters::default());
-            backend.sockets.push((
-                SocketInfo {
-                    interface: info.name.clone(),
-                    queue,
-                    mode: xsk.mode(),
-                    worker: w,
-                    cpu,
-                },
-                Arc::clone(&counters),
-            ));
-            per_worker[w].push(worker::SocketCtx {
-                xsk,
-                iface: Arc::clone(info),
-                counters,
-            });
-            i += 1;
-        }
-        programs.push(prog);
-    }
-    *backend.programs.lock().expect("not poisoned") = programs;
-
-    for (w, sockets) in per_worker.into_iter().enumerate() {
-        let opts = worker::WorkerOpts {
-            batch: cfg.batch_size,
-            verify_udp_checksum: cfg.verify_udp_checksum,
-            busy_poll: cfg.busy_poll.is_some(),
-            cpu: cpus.get(w % cpus.len().max(1)).copied(),
-        };
-        let stop = Arc::clone(&backend.stop);
-        let path = path.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("xdp-worker-{w}"))
-            .spawn(move || worker::run(sockets, path, opts, &stop))
-            .map_err(XdpError::Thread)?;
-        backend.workers.push(handle);
-    }
-    Ok(backend)
-}
-
-impl XdpBackend {
-    /// The bound sockets and how they were bound (zero-copy or copy).
-    pub fn sockets(&self) -> impl Iterator<Item = &SocketInfo> {
-        self.sockets.iter().map(|(i, _)| i)
-    }
-
-    pub fn stats(&self) -> XdpStats {
+impl StatusHandle {
+    pub fn status(&self) -> XdpStatus {
         let programs = self
             .programs
             .lock()
-            .expect("not poisoned")
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
             .map(|p| ProgramStats {
                 interface: p.ifname().to_string(),
@@ -456,69 +367,300 @@ impl XdpBackend {
         let sockets = self
             .sockets
             .iter()
-            .map(|(info, c)| {
-                let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-                SocketStats {
-                    info: info.clone(),
-                    rx: ld(&c.rx),
-                    tx: ld(&c.tx),
-                    frame_drops: FrameDrop::ALL
-                        .iter()
-                        .map(|d| (d.name(), ld(&c.frame_drops[d.index()])))
-                        .collect(),
-                    core_drops: DropReason::ALL
-                        .iter()
-                        .map(|d| (d.name(), ld(&c.core_drops[d.index()])))
-                        .collect(),
-                    fill_ring_empty: ld(&c.fill_ring_empty),
-                    tx_kicks: ld(&c.tx_kicks),
-                    tx_kick_errors: ld(&c.tx_kick_errors),
-                    kernel: c.kernel(),
-                }
+            .map(|(info, c)| SocketStatus {
+                info: info.clone(),
+                tx_kicks: c.tx_kicks.load(Ordering::Relaxed),
+                tx_kick_errors: c.tx_kick_errors.load(Ordering::Relaxed),
+                kernel: c.kernel(),
             })
             .collect();
-        XdpStats { programs, sockets }
-    }
-
-    /// Whether every worker is still running (a worker stops early only on a fatal poll error).
-    pub fn healthy(&self) -> bool {
-        self.workers.iter().all(|w| !w.is_finished())
-    }
-
-    /// Stop the workers, close the sockets, detach the programs; returns the final counters.
-    pub fn stop(mut self) -> XdpStats {
-        self.shutdown();
-        self.stats()
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for w in self.workers.drain(..) {
-            if w.join().is_err() {
-                tracing::error!("an XDP worker panicked");
-            }
+        XdpStatus {
+            mode: mode_of(self.sockets.iter().map(|(i, _)| i)).name(),
+            programs,
+            sockets,
         }
+    }
+
+    /// The status as JSON, for the daemon's `status` answer.
+    pub fn status_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.status()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+fn mode_of<'a>(mut sockets: impl Iterator<Item = &'a SocketInfo>) -> BindMode {
+    if sockets.all(|s| s.mode == BindMode::ZeroCopy) {
+        BindMode::ZeroCopy
+    } else {
+        BindMode::Copy
+    }
+}
+
+/// The XDP program attached and the AF_XDP sockets bound, ready to [`run`](Self::run).
+///
+/// Opening is separate from running so that `serve` can fail fast (privileges, a foreign
+/// program, a missing queue) before the lease store and the control socket start, and learn
+/// the worker count and interfaces the runtime needs. Dropping it without running detaches
+/// the programs again.
+pub struct XdpBackend {
+    status: StatusHandle,
+    per_worker: Vec<(worker::WorkerOpts, Vec<worker::SocketCtx>)>,
+    interfaces: Vec<(u32, String)>,
+}
+
+impl XdpBackend {
+    /// Attach the program to every configured interface and bind one AF_XDP socket per queue.
+    pub fn open(cfg: &XdpConfig) -> Result<XdpBackend, XdpError> {
+        cfg.validate()?;
+        let mut plan = Vec::new();
+        for name in &cfg.interfaces {
+            let info = Arc::new(interface(name)?);
+            let queues = queues_of(cfg, &info)?;
+            plan.push((info, queues));
+        }
+        let n_sockets: usize = plan.iter().map(|(_, q)| q.len()).sum();
+        check_privileges(cfg, n_sockets as u64)?;
+        sys::af_xdp_socket_works().map_err(XdpError::NoAfXdp)?;
+
+        let cpus = if cfg.cpus.is_empty() {
+            sys::allowed_cpus()
+        } else {
+            cfg.cpus.clone()
+        };
+        let n_workers = match cfg.workers {
+            0 => n_sockets.min(cpus.len().max(1)),
+            w => w.min(n_sockets),
+        }
+        .max(1);
+        let cpu_of = |w: usize| cpus.get(w % cpus.len().max(1)).copied();
+        let mut per_worker: Vec<(worker::WorkerOpts, Vec<worker::SocketCtx>)> = (0..n_workers)
+            .map(|w| {
+                let opts = worker::WorkerOpts {
+                    batch: cfg.batch_size,
+                    verify_udp_checksum: cfg.verify_udp_checksum,
+                    busy_poll: cfg.busy_poll.is_some(),
+                    cpu: cpu_of(w),
+                };
+                (opts, Vec::new())
+            })
+            .collect();
+
+        // Programs go into the shared list as soon as they are attached, so an error further
+        // on drops (detaches) them with the half-built backend.
+        let programs: Arc<Mutex<Vec<loader::XdpProgram>>> = Arc::default();
+        let detach_all = |programs: &Mutex<Vec<loader::XdpProgram>>| {
+            programs.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        };
+        let mut sockets = Vec::new();
+        let mut interfaces = Vec::new();
+        let mut i = 0usize;
+        for (info, queues) in &plan {
+            let mut prog = match loader::XdpProgram::attach(
+                &info.name,
+                info.index,
+                cfg.attach_mode,
+                cfg.replace_foreign_program,
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    detach_all(&programs);
+                    return Err(e);
+                }
+            };
+            for &queue in queues {
+                let sock_err = |source| XdpError::Socket {
+                    ifname: info.name.clone(),
+                    queue,
+                    source,
+                };
+                let opened = xsk::Xsk::open(&info.name, queue, &cfg.sizes, cfg.zero_copy)
+                    .map_err(sock_err)
+                    .and_then(|xsk| {
+                        if let Some(bp) = cfg.busy_poll {
+                            sys::set_busy_poll(xsk.fd(), bp.usecs, bp.budget).map_err(sock_err)?;
+                        }
+                        prog.register(queue, xsk.fd())?;
+                        Ok(xsk)
+                    });
+                let xsk = match opened {
+                    Ok(x) => x,
+                    Err(e) => {
+                        drop(prog);
+                        detach_all(&programs);
+                        return Err(e);
+                    }
+                };
+                let w = i % n_workers;
+                tracing::info!(
+                    interface = %info.name,
+                    queue,
+                    mode = xsk.mode().name(),
+                    worker = w,
+                    "AF_XDP socket bound"
+                );
+                let counters = Arc::new(SocketCounters::default());
+                sockets.push((
+                    SocketInfo {
+                        interface: info.name.clone(),
+                        queue,
+                        mode: xsk.mode(),
+                        worker: w,
+                        cpu: cpu_of(w),
+                    },
+                    Arc::clone(&counters),
+                ));
+                per_worker[w].1.push(worker::SocketCtx {
+                    xsk,
+                    iface: Arc::clone(info),
+                    counters,
+                });
+                i += 1;
+            }
+            interfaces.push((info.index, info.name.clone()));
+            programs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(prog);
+        }
+        Ok(XdpBackend {
+            status: StatusHandle {
+                programs,
+                sockets: sockets.into(),
+            },
+            per_worker,
+            interfaces,
+        })
+    }
+
+    /// Worker threads [`run`](Self::run) starts (one stats block each).
+    pub fn workers(&self) -> usize {
+        self.per_worker.len()
+    }
+
+    /// (OS ifindex, name) of every interface served.
+    pub fn interfaces(&self) -> &[(u32, String)] {
+        &self.interfaces
+    }
+
+    /// The bound sockets and how they were bound.
+    pub fn sockets(&self) -> impl Iterator<Item = &SocketInfo> {
+        self.status.sockets.iter().map(|(i, _)| i)
+    }
+
+    /// Zero-copy when every socket got it, else copy.
+    pub fn mode(&self) -> BindMode {
+        mode_of(self.sockets())
+    }
+
+    pub fn status_handle(&self) -> StatusHandle {
+        self.status.clone()
+    }
+
+    /// One fresh counter block per worker, for callers without their own.
+    pub fn new_stats(&self) -> Vec<WorkerStats> {
+        (0..self.workers()).map(|_| WorkerStats::new()).collect()
+    }
+
+    /// Serve with `handler` until `shutdown` triggers (or a worker fails, which triggers it),
+    /// then close the sockets and detach the programs. Worker `i` counts into `stats[i]`;
+    /// there must be one block per worker. `tick` runs on the calling thread every
+    /// [`TICK_INTERVAL`] and once more after the workers stopped, before the programs are
+    /// detached (final stats files, status snapshots).
+    pub fn run<H: Handler>(
+        self,
+        handler: &H,
+        stats: &[WorkerStats],
+        shutdown: &Shutdown,
+        tick: &mut dyn FnMut(),
+    ) -> Result<(), XdpError> {
+        self.run_path(Some(handler), stats, shutdown, tick)
+    }
+
+    /// [`run`](Self::run) with the bare echo instead of a core (swap addresses and ports):
+    /// the ceiling of a setup, for benchmarks.
+    pub fn run_echo(
+        self,
+        stats: &[WorkerStats],
+        shutdown: &Shutdown,
+        tick: &mut dyn FnMut(),
+    ) -> Result<(), XdpError> {
+        self.run_path::<worker::NoHandler>(None, stats, shutdown, tick)
+    }
+
+    fn run_path<H: Handler>(
+        mut self,
+        handler: Option<&H>,
+        stats: &[WorkerStats],
+        shutdown: &Shutdown,
+        tick: &mut dyn FnMut(),
+    ) -> Result<(), XdpError> {
+        assert_eq!(stats.len(), self.workers(), "one stats block per worker");
+        let per_worker = std::mem::take(&mut self.per_worker);
+        tracing::info!(
+            interfaces = ?self.interfaces.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(),
+            sockets = self.status.sockets.len(),
+            workers = stats.len(),
+            mode = self.mode().name(),
+            "XDP backend serving"
+        );
+        let result = std::thread::scope(|scope| {
+            let mut handles = Vec::with_capacity(per_worker.len());
+            let mut first_error = None;
+            for (w, ((opts, sockets), st)) in per_worker.into_iter().zip(stats).enumerate() {
+                let spawned = std::thread::Builder::new()
+                    .name(format!("xdhcp6-xdp{w}"))
+                    .spawn_scoped(scope, move || {
+                        let r = worker::run(sockets, handler, opts, st, shutdown);
+                        if r.is_err() {
+                            shutdown.trigger();
+                        }
+                        r.map_err(|source| XdpError::Worker { worker: w, source })
+                    });
+                match spawned {
+                    Ok(h) => handles.push(h),
+                    Err(e) => {
+                        first_error = Some(XdpError::Thread(e));
+                        shutdown.trigger();
+                        break;
+                    }
+                }
+            }
+            while !shutdown.wait(TICK_INTERVAL) {
+                tick();
+            }
+            for h in handles {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "XDP worker failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        });
+        // Final counters, while the program counters are still readable.
+        tick();
+        // The workers have dropped (closed) their sockets; now detach.
+        self.detach();
+        result
+    }
+
+    fn detach(&mut self) {
+        self.status
+            .programs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
 impl Drop for XdpBackend {
     fn drop(&mut self) {
-        self.shutdown();
-        // Programs detach when `programs` drops, after the sockets closed.
+        // Sockets first (they reference the XSKMAP entries), then the programs: a status
+        // handle kept elsewhere must not keep the program attached.
+        self.per_worker.clear();
+        self.detach();
     }
-}
-
-/// Run the XDP backend until `shutdown` is set; returns the final counters.
-pub fn serve<R: Responder>(
-    cfg: &XdpConfig,
-    responder: Arc<R>,
-    shutdown: &AtomicBool,
-) -> Result<XdpStats, XdpError> {
-    let backend = start(cfg, DataPath::Serve(responder))?;
-    while !shutdown.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(backend.stop())
 }
 
 #[cfg(test)]
@@ -538,9 +680,11 @@ mod tests {
     }
 
     #[test]
-    fn backend_can_be_shared_with_a_stats_thread() {
+    fn status_can_be_read_from_a_control_thread() {
         fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<XdpBackend>();
+        fn assert_send<T: Send>() {}
+        assert_send_sync::<StatusHandle>();
+        assert_send::<XdpBackend>();
     }
 
     #[test]

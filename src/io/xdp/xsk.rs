@@ -279,6 +279,11 @@ impl Xsk {
         self.fill.pending()
     }
 
+    /// Descriptors waiting on the RX ring (advisory: a relaxed read of the kernel's producer).
+    pub fn rx_available(&self) -> u32 {
+        self.rx.available()
+    }
+
     /// Take up to `out.len()` received descriptors off the RX ring.
     pub fn receive(&mut self, out: &mut [XdpDesc]) -> usize {
         let mut reader = self.rx.receive(out.len() as u32);
