@@ -131,6 +131,9 @@ drop_reasons! {
     IaInInformationRequest => "ia_in_information_request",
     /// A Confirm with no addresses in it: there is nothing to confirm (§18.3.3).
     ConfirmWithoutAddresses => "confirm_without_addresses",
+    /// A Solicit, Confirm, Rebind or Information-request sent by a client straight to a
+    /// unicast address (RFC 8415 §16: servers discard these; only relays may unicast them).
+    UnicastNotAllowed => "unicast_not_allowed",
     /// No configured link matches the message (§13.1).
     NoLink => "no_link",
     /// The output buffer cannot hold even the mandatory part of the reply.
