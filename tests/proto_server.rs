@@ -366,12 +366,17 @@ fn rebind() {
         (got[0].addr, got[0].valid, got[0].preferred),
         (ip("2001:db8:5::5"), 0, 0)
     );
-    // No binding, on-link address: NoBinding.
-    let (_, rep) = run(&s, &rebind(&[ip("2001:db8:1::1001")]), multicast()).unwrap();
+    // No binding, on-link address outside every pool: NoBinding.
+    let (_, rep) = run(&s, &rebind(&[ip("2001:db8:1::5")]), multicast()).unwrap();
     assert_eq!(
         parse(&rep).ia_na[0].status().unwrap().status(),
         Some(Status::NoBinding)
     );
+    // No binding, free address in a pool of the link: bound again, unchanged (§18.3.5; see
+    // rebind_after_lost_bindings_recreates_the_same_lease).
+    let (_, rep) = run(&s, &rebind(&[ip("2001:db8:1::1001")]), multicast()).unwrap();
+    let got = addrs(&parse(&rep), 0);
+    assert_eq!((got[0].addr, got[0].valid), (ip("2001:db8:1::1001"), 7200));
     // With a binding: extended.
     let a = obtain(&s, CLIENT_DUID, 1);
     let (_, rep) = run(&s, &rebind(&[a]), multicast()).unwrap();
@@ -1313,6 +1318,13 @@ fn unspecified_link_addresses_fall_back_to_the_receiving_interface() {
             .subnet
             .contains(addrs(&parse(msg), 0)[0].addr));
     }
+    // The same from a routed, global source by unicast: it says nothing about the link.
+    let m = relay(sol.bytes(), 0, Ipv6Addr::UNSPECIFIED, ip("fe80::2"), None);
+    let meta = RxMeta {
+        ifindex: 9,
+        ..from_relay()
+    };
+    assert_eq!(run(&s, &Msg(m), meta).unwrap_err(), DropReason::NoLink);
     // A relay that does name a link-address we do not serve is not second-guessed.
     let m = relay(sol.bytes(), 0, ip("2001:db8:77::1"), ip("fe80::2"), None);
     let meta = RxMeta {
