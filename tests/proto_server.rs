@@ -366,12 +366,17 @@ fn rebind() {
         (got[0].addr, got[0].valid, got[0].preferred),
         (ip("2001:db8:5::5"), 0, 0)
     );
-    // No binding, on-link address: NoBinding.
-    let (_, rep) = run(&s, &rebind(&[ip("2001:db8:1::1001")]), multicast()).unwrap();
+    // No binding, on-link address outside every pool: NoBinding.
+    let (_, rep) = run(&s, &rebind(&[ip("2001:db8:1::5")]), multicast()).unwrap();
     assert_eq!(
         parse(&rep).ia_na[0].status().unwrap().status(),
         Some(Status::NoBinding)
     );
+    // No binding, free address in a pool of the link: bound again, unchanged (§18.3.5; see
+    // rebind_after_lost_bindings_recreates_the_same_lease).
+    let (_, rep) = run(&s, &rebind(&[ip("2001:db8:1::1001")]), multicast()).unwrap();
+    let got = addrs(&parse(&rep), 0);
+    assert_eq!((got[0].addr, got[0].valid), (ip("2001:db8:1::1001"), 7200));
     // With a binding: extended.
     let a = obtain(&s, CLIENT_DUID, 1);
     let (_, rep) = run(&s, &rebind(&[a]), multicast()).unwrap();
@@ -478,12 +483,41 @@ fn use_multicast_for_unicast_direct_requests() {
         .server(&[0, 9, 9, 9])
         .ia_na(1, &[]);
     assert_eq!(run(&s, &m, unicast).unwrap_err(), DropReason::NotForUs);
-    // Solicit by unicast is fine; relayed Requests arrive unicast from the relay legitimately.
+    // Solicit, Confirm, Rebind and Information-request sent by unicast are discarded (§16):
+    // unicast is only ever allowed for the four types above.
     let sol = Msg::new(M::Solicit, 7).client(CLIENT_DUID).ia_na(1, &[]);
-    assert_eq!(
-        parse(&run(&s, &sol, unicast).unwrap().1).msg_type,
-        M::Advertise
-    );
+    let conf = Msg::new(M::Confirm, 7)
+        .client(CLIENT_DUID)
+        .ia_na(1, &[ip("2001:db8:1::1000")]);
+    let rebind = Msg::new(M::Rebind, 7)
+        .client(CLIENT_DUID)
+        .ia_na(1, &[ip("2001:db8:1::1000")]);
+    let info = Msg::new(M::InformationRequest, 7).client(CLIENT_DUID);
+    for m in [&sol, &conf, &rebind, &info] {
+        assert_eq!(
+            run(&s, m, unicast).unwrap_err(),
+            DropReason::UnicastNotAllowed,
+            "{:?}",
+            m.bytes()
+        );
+        // The same message relayed (unicast from the relay) is answered.
+        let wrapped = Msg(relay(
+            m.bytes(),
+            0,
+            ip("2001:db8:1::1"),
+            ip("fe80::2"),
+            None,
+        ));
+        assert!(run(&s, &wrapped, from_relay()).is_ok());
+        // And multicast from the client too.
+        assert!(run(&s, m, multicast()).is_ok());
+    }
+    // ff05::1:3 (All_DHCP_Servers) is multicast as well.
+    let site = RxMeta {
+        dst: ip("ff05::1:3"),
+        ..multicast()
+    };
+    assert!(run(&s, &sol, site).is_ok());
     let req = Msg::new(M::Request, 7)
         .client(CLIENT_DUID)
         .server(SERVER_DUID)
@@ -1007,3 +1041,483 @@ fn drop_reasons_are_indexable() {
     names.dedup();
     assert_eq!(names.len(), DropReason::COUNT);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review additions: each test below failed before the fix it names.
+// ---------------------------------------------------------------------------------------------
+
+fn prefixes(r: &Repr<'_>, i: usize) -> Vec<(Ipv6Addr, u8, u32, u32)> {
+    r.ia_pd[i]
+        .prefixes()
+        .map(|p| (p.prefix, p.prefix_len, p.preferred, p.valid))
+        .collect()
+}
+
+fn ia_status(opts: &[u8]) -> Option<Status> {
+    xdhcp6::wire::dhcpv6::sub_options(opts, opt::STATUS_CODE)
+        .next()
+        .and_then(|d| Status::from_u16(u16::from_be_bytes([d[0], d[1]])))
+}
+
+/// A restart with an empty lease file: the Rebind of a client that still holds an address and
+/// a prefix from us gets the SAME address and prefix back (§18.3.5, RFC 7031 lease stability),
+/// and the binding is recorded again. A Renew still gets NoBinding (§18.3.4).
+#[test]
+fn rebind_after_lost_bindings_recreates_the_same_lease() {
+    let before = server();
+    let a = obtain(&before, CLIENT_DUID, 1);
+    let req = Msg::new(M::Request, 3)
+        .client(CLIENT_DUID)
+        .server(SERVER_DUID)
+        .ia_pd(2, &[]);
+    let rep = run(&before, &req, multicast()).unwrap().1;
+    let (p, plen, _, _) = prefixes(&parse(&rep), 0)[0];
+
+    let after = server(); // empty store
+    let renew = Msg::new(M::Renew, 4)
+        .client(CLIENT_DUID)
+        .server(SERVER_DUID)
+        .ia_na(1, &[a]);
+    let rep = run(&after, &renew, multicast()).unwrap().1;
+    assert_eq!(
+        parse(&rep).ia_na[0].status().unwrap().status(),
+        Some(Status::NoBinding)
+    );
+
+    let rebind = Msg::new(M::Rebind, 5)
+        .client(CLIENT_DUID)
+        .ia_na(1, &[a])
+        .ia_pd(2, &[(p, plen)]);
+    let rep = run(&after, &rebind, multicast()).unwrap().1;
+    let rep = parse(&rep);
+    let got = addrs(&rep, 0);
+    assert_eq!(
+        (got[0].addr, got[0].preferred, got[0].valid),
+        (a, 3600, 7200)
+    );
+    assert_eq!(rep.ia_na[0].status(), None);
+    assert_eq!((rep.ia_na[0].t1, rep.ia_na[0].t2), (1800, 2880));
+    assert_eq!(prefixes(&rep, 0)[0], (p, 56, 3600, 7200));
+    let key = BindingKey {
+        duid: CLIENT_DUID,
+        iaid: 1,
+        ia_type: IaType::Na,
+    };
+    let pool = config().links[0].address_pools[0];
+    assert_eq!(
+        after
+            .store()
+            .lookup(&key, &pool, NOW)
+            .unwrap()
+            .resource
+            .addr,
+        a
+    );
+    // The binding now exists: a Renew extends it.
+    let rep = run(&after, &renew, multicast()).unwrap().1;
+    assert_eq!(addrs(&parse(&rep), 0)[0].valid, 7200);
+
+    // Another client rebinding the same address: it is taken, so it gets lifetimes 0.
+    let other = [0u8, 4, 9, 9, 9];
+    let m = Msg::new(M::Rebind, 6).client(&other).ia_na(1, &[a]);
+    let rep = run(&after, &m, multicast()).unwrap().1;
+    let got = addrs(&parse(&rep), 0);
+    assert_eq!((got[0].addr, got[0].valid), (a, 0));
+    // An address reserved for another client is not handed over either.
+    let m = Msg::new(M::Rebind, 6)
+        .client(&other)
+        .ia_na(2, &[ip("2001:db8:1::1234")]);
+    let rep = run(&after, &m, multicast()).unwrap().1;
+    let rep = parse(&rep);
+    assert!(addrs(&rep, 0).iter().all(|x| x.valid == 0));
+    // An on-link address outside every pool is not ours to give: NoBinding.
+    let m = Msg::new(M::Rebind, 6)
+        .client(&other)
+        .ia_na(3, &[ip("2001:db8:1::5")]);
+    let rep = run(&after, &m, multicast()).unwrap().1;
+    assert_eq!(
+        parse(&rep).ia_na[0].status().unwrap().status(),
+        Some(Status::NoBinding)
+    );
+    normal_exchange_works(&after);
+}
+
+/// More IAs than `MAX_IAS` of one kind: the first `MAX_IAS` are served, the rest are answered
+/// with a status instead of being silently left out; Renew, Rebind, Release, Decline and
+/// Confirm handle every IA.
+#[test]
+fn ias_beyond_the_limit_are_answered_not_ignored() {
+    let s = server();
+    let mut m = Msg::new(M::Request, 1)
+        .client(CLIENT_DUID)
+        .server(SERVER_DUID);
+    for i in 0..40 {
+        m = m.ia_na(i, &[]);
+    }
+    for i in 0..20 {
+        m = m.ia_pd(100 + i, &[]);
+    }
+    let mut out = vec![0u8; 8192];
+    let r = s.handle(m.bytes(), &multicast(), NOW, &mut out).unwrap();
+    let raw = &out[..r.len];
+    let count = |code| {
+        xdhcp6::wire::dhcpv6::Options::new(&raw[4..])
+            .filter_map(Result::ok)
+            .filter(|(c, _)| *c == code)
+            .map(|(_, d)| d.to_vec())
+            .collect::<Vec<_>>()
+    };
+    let nas = count(opt::IA_NA);
+    let pds = count(opt::IA_PD);
+    assert_eq!(nas.len(), 40, "every IA_NA answered");
+    assert_eq!(pds.len(), 20, "every IA_PD answered");
+    let limit = xdhcp6::wire::dhcpv6::MAX_IAS;
+    for (i, d) in nas.iter().enumerate() {
+        let ia = xdhcp6::wire::dhcpv6::IaNa::parse(d).unwrap();
+        assert_eq!(ia.iaid, i as u32);
+        if i < limit {
+            assert_eq!(ia.addresses().count(), 1);
+        } else {
+            assert_eq!(ia.addresses().count(), 0);
+            assert_eq!(ia_status(ia.options), Some(Status::NoAddrsAvail));
+        }
+    }
+    for (i, d) in pds.iter().enumerate() {
+        let ia = xdhcp6::wire::dhcpv6::IaPd::parse(d).unwrap();
+        if i < limit {
+            assert_eq!(ia.prefixes().count(), 1);
+        } else {
+            assert_eq!(ia_status(ia.options), Some(Status::NoPrefixAvail));
+        }
+    }
+
+    // Obtain 40 IA_NAs through several Requests, then Renew and Release them in one message.
+    let s = server();
+    let mut held = Vec::new();
+    for chunk in (0u32..40).collect::<Vec<_>>().chunks(10) {
+        let mut m = Msg::new(M::Request, 2)
+            .client(CLIENT_DUID)
+            .server(SERVER_DUID);
+        for i in chunk {
+            m = m.ia_na(*i, &[]);
+        }
+        let rep = run(&s, &m, multicast()).unwrap().1;
+        let rep = parse(&rep);
+        for (k, ia) in rep.ia_na.iter().enumerate() {
+            held.push((ia.iaid, addrs(&rep, k)[0].addr));
+        }
+    }
+    assert_eq!(held.len(), 40);
+    let mut renew = Msg::new(M::Renew, 3)
+        .client(CLIENT_DUID)
+        .server(SERVER_DUID);
+    let mut release = Msg::new(M::Release, 4)
+        .client(CLIENT_DUID)
+        .server(SERVER_DUID);
+    for (iaid, a) in &held {
+        renew = renew.ia_na(*iaid, &[*a]);
+        release = release.ia_na(*iaid, &[*a]);
+    }
+    let mut out = vec![0u8; 8192];
+    let r = s
+        .handle(renew.bytes(), &multicast(), NOW, &mut out)
+        .unwrap();
+    let renewed: Vec<_> = xdhcp6::wire::dhcpv6::Options::new(&out[4..r.len])
+        .filter_map(Result::ok)
+        .filter(|(c, _)| *c == opt::IA_NA)
+        .map(|(_, d)| {
+            let ia = xdhcp6::wire::dhcpv6::IaNa::parse(d).unwrap();
+            let a = ia.addresses().next().unwrap();
+            (ia.iaid, a.addr, a.valid)
+        })
+        .collect();
+    assert_eq!(renewed.len(), 40);
+    assert!(renewed.iter().all(|x| x.2 == 7200));
+    let rep = run(&s, &release, multicast()).unwrap().1;
+    let rep = parse(&rep);
+    assert_eq!(status(&rep), Some(Status::Success));
+    assert!(rep.ia_na.is_empty(), "every IA was ours: no NoBinding");
+    let pool = config().links[0].address_pools[0];
+    for (iaid, _) in &held {
+        let key = BindingKey {
+            duid: CLIENT_DUID,
+            iaid: *iaid,
+            ia_type: IaType::Na,
+        };
+        assert_eq!(
+            s.store().lookup(&key, &pool, NOW),
+            None,
+            "IA {iaid} released"
+        );
+    }
+    // Confirm looks at every address: an off-link one in IA 30 makes it NotOnLink.
+    let mut c = Msg::new(M::Confirm, 5).client(CLIENT_DUID);
+    for i in 0..30 {
+        c = c.ia_na(i, &[ip("2001:db8:1::1000")]);
+    }
+    c = c.ia_na(30, &[ip("2001:db8:9::1")]);
+    let rep = run(&s, &c, multicast()).unwrap().1;
+    assert_eq!(status(&parse(&rep)), Some(Status::NotOnLink));
+}
+
+/// However large the caller's buffer, a reply never exceeds what a UDP datagram can carry and
+/// every length field stays within 16 bits.
+#[test]
+fn reply_never_exceeds_a_udp_datagram() {
+    let s = server();
+    let mut m = Msg::new(M::Request, 1)
+        .client(CLIENT_DUID)
+        .server(SERVER_DUID);
+    let mut i = 0;
+    while m.0.len() + 16 <= 65_000 {
+        m = m.ia_na(i, &[]);
+        i += 1;
+    }
+    let mut out = vec![0u8; 1 << 18];
+    let r = s.handle(m.bytes(), &multicast(), NOW, &mut out).unwrap();
+    assert!(r.len <= 65_535 - 8, "{}", r.len);
+    assert_eq!(
+        parse(&out[..r.len]).ia_na.len(),
+        xdhcp6::wire::dhcpv6::MAX_IAS
+    );
+    // Relayed: the Relay Message length fields fit too.
+    let wrapped = relay(m.bytes(), 0, ip("2001:db8:1::1"), ip("fe80::2"), None);
+    if let Ok(r) = s.handle(&wrapped, &from_relay(), NOW, &mut out) {
+        assert!(r.len <= 65_535 - 8);
+        let (levels, inner) = unwrap_relays(&out[..r.len]);
+        assert_eq!(levels.len(), 1);
+        parse(inner);
+    }
+}
+
+/// RFC 6221 lightweight relays put :: in link-address and may add no Interface-ID the server
+/// knows; when no level names a link, the client is on the link the message arrived on.
+#[test]
+fn unspecified_link_addresses_fall_back_to_the_receiving_interface() {
+    let mut s = server();
+    s.set_interface(9, "eth1");
+    let sol = Msg::new(M::Solicit, 1).client(CLIENT_DUID).ia_na(1, &[]);
+    let inner = relay(
+        sol.bytes(),
+        0,
+        Ipv6Addr::UNSPECIFIED,
+        ip("fe80::2"),
+        Some(b"unknown-port"),
+    );
+    let outer = relay(&inner, 1, Ipv6Addr::UNSPECIFIED, ip("fe80::3"), None);
+    for m in [inner, outer] {
+        let meta = RxMeta {
+            src: ip("fe80::77"),
+            ifindex: 9,
+            ..from_relay()
+        };
+        let (rm, rep) = run(&s, &Msg(m), meta).unwrap();
+        assert_eq!((rm.dst, rm.dst_port), (ip("fe80::77"), 547));
+        let (_, msg) = unwrap_relays(&rep);
+        assert!(config().links[1]
+            .subnet
+            .contains(addrs(&parse(msg), 0)[0].addr));
+    }
+    // The same from a routed, global source by unicast: it says nothing about the link.
+    let m = relay(sol.bytes(), 0, Ipv6Addr::UNSPECIFIED, ip("fe80::2"), None);
+    let meta = RxMeta {
+        ifindex: 9,
+        ..from_relay()
+    };
+    assert_eq!(run(&s, &Msg(m), meta).unwrap_err(), DropReason::NoLink);
+    // A relay that does name a link-address we do not serve is not second-guessed.
+    let m = relay(sol.bytes(), 0, ip("2001:db8:77::1"), ip("fe80::2"), None);
+    let meta = RxMeta {
+        ifindex: 9,
+        ..from_relay()
+    };
+    assert_eq!(run(&s, &Msg(m), meta).unwrap_err(), DropReason::NoLink);
+}
+
+/// §18.3.2: an address the client asks for that is not appropriate for its link is not
+/// granted; the client gets one of ours, and the off-link one back with lifetimes 0 so that
+/// it stops using it (as §18.3.4/§18.3.5 do for Renew and Rebind).
+#[test]
+fn request_for_an_off_link_address() {
+    let s = server();
+    let off = ip("2001:db8:9::1");
+    let m = Msg::new(M::Request, 1)
+        .client(CLIENT_DUID)
+        .server(SERVER_DUID)
+        .ia_na(1, &[off]);
+    let rep = run(&s, &m, multicast()).unwrap().1;
+    let rep = parse(&rep);
+    let got = addrs(&rep, 0);
+    assert_eq!(got.len(), 2);
+    assert!(
+        config().links[0].address_pools[0].contains(xdhcp6::lease::Resource::address(got[0].addr))
+    );
+    assert_eq!(got[0].valid, 7200);
+    assert_eq!((got[1].addr, got[1].preferred, got[1].valid), (off, 0, 0));
+    assert_eq!((rep.ia_na[0].t1, rep.ia_na[0].t2), (1800, 2880));
+    // Solicit with a hint outside the pools (on-link or not): a pool address, nothing else.
+    for hint in [ip("2001:db8:1::5"), off] {
+        let m = Msg::new(M::Solicit, 1)
+            .client(CLIENT_DUID)
+            .ia_na(7, &[hint]);
+        let rep = run(&s, &m, multicast()).unwrap().1;
+        let got = addrs(&parse(&rep), 0);
+        assert_eq!(got.len(), 1);
+        assert!(config().links[0].address_pools[0]
+            .contains(xdhcp6::lease::Resource::address(got[0].addr)));
+    }
+}
+
+#[test]
+fn prefix_delegation_hints() {
+    let s = server();
+    let sol = |iaid, hint: (Ipv6Addr, u8)| {
+        let m = Msg::new(M::Solicit, 1)
+            .client(CLIENT_DUID)
+            .ia_pd(iaid, &[hint]);
+        let rep = run(&s, &m, multicast()).unwrap().1;
+        let got = prefixes(&parse(&rep), 0);
+        got
+    };
+    let pool = config().links[0].prefix_pools[0];
+    let in_pool = |p: Ipv6Addr| pool.contains(xdhcp6::lease::Resource::prefix(p, 56));
+    // Length-only hint for a length the pool does not delegate: the pool's /56.
+    let got = sol(1, (Ipv6Addr::UNSPECIFIED, 60));
+    assert_eq!(got.len(), 1);
+    assert!(got[0].1 == 56 && in_pool(got[0].0));
+    // An exact prefix inside the pool is honoured.
+    let want = ip("2001:db8:100:4200::");
+    assert_eq!(sol(2, (want, 56))[0].0, want);
+    // The right bits with the wrong length, or outside the pool: some /56 of the pool.
+    for h in [(want, 60), (ip("2001:db8:900::"), 56), (want, 0)] {
+        let got = sol(3, h);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].1 == 56 && in_pool(got[0].0));
+        assert!(got[0].2 <= got[0].3, "preferred ≤ valid");
+    }
+}
+
+/// §21.4, §21.6, §21.21, §21.22: whatever the configuration, T1 ≤ T2 and preferred ≤ valid in
+/// every IA sent; infinite lifetimes give infinite T1/T2.
+#[test]
+fn timers_and_lifetimes_are_consistent_for_any_configuration() {
+    let cases = [
+        (INFINITY, INFINITY, None, None, (INFINITY, INFINITY)),
+        (INFINITY, INFINITY, Some(1000), None, (1000, 3_435_973_836)),
+        (9000, 100, None, None, (50, 80)),
+        (3600, 7200, Some(5000), Some(4000), (3600, 3600)),
+        (3600, 7200, Some(4000), Some(1000), (1000, 1000)),
+        (0, 7200, None, None, (0, 0)),
+    ];
+    for (pref, valid, t1, t2, want) in cases {
+        let mut cfg = config();
+        cfg.links[0].preferred_lifetime = pref;
+        cfg.links[0].valid_lifetime = valid;
+        cfg.links[0].t1 = t1;
+        cfg.links[0].t2 = t2;
+        let s = Server::new(&cfg, MemoryStore::new(), SERVER_DUID.to_vec());
+        let m = Msg::new(M::Solicit, 1)
+            .client(CLIENT_DUID)
+            .ia_na_full(1, INFINITY, 0, &[(ip("2001:db8:1::1100"), INFINITY, 1)])
+            .ia_pd(2, &[]);
+        let rep = run(&s, &m, multicast()).unwrap().1;
+        let rep = parse(&rep);
+        let ia = rep.ia_na[0];
+        assert_eq!((ia.t1, ia.t2), want, "{pref} {valid} {t1:?} {t2:?}");
+        assert_eq!((rep.ia_pd[0].t1, rep.ia_pd[0].t2), want);
+        let a = addrs(&rep, 0)[0];
+        assert!(a.preferred <= a.valid);
+        assert_eq!(a.valid, valid);
+        let p = prefixes(&rep, 0)[0];
+        assert!(p.2 <= p.3);
+    }
+}
+
+#[test]
+fn duid_lengths_and_odd_options() {
+    let s = server();
+    let d130: Vec<u8> = (0..130u8).collect();
+    let d131: Vec<u8> = (0..131u8).collect();
+    let ok = Msg::new(M::Solicit, 1).client(&d130).ia_na(1, &[]);
+    let rep = run(&s, &ok, multicast()).unwrap().1;
+    assert_eq!(parse(&rep).client_id.unwrap().bytes(), &d130[..]);
+    for bad in [&d131[..], &[0, 1][..], &[0][..]] {
+        let m = Msg::new(M::Solicit, 1).client(bad).ia_na(1, &[]);
+        assert_eq!(
+            run(&s, &m, multicast()).unwrap_err(),
+            DropReason::BadClientId
+        );
+        let m = Msg::new(M::Request, 1)
+            .client(CLIENT_DUID)
+            .server(bad)
+            .ia_na(1, &[]);
+        assert_eq!(
+            run(&s, &m, multicast()).unwrap_err(),
+            DropReason::BadServerId
+        );
+    }
+    // Zero-length options that may be empty, unknown ORO codes, a duplicated ORO, Reconfigure
+    // Accept, vendor options from Windows and cable modems: all accepted, none echoed.
+    let mut vclass = 311u32.to_be_bytes().to_vec();
+    vclass.extend_from_slice(&[0, 8]);
+    vclass.extend_from_slice(b"MSFT 5.0");
+    let mut vopts = 4491u32.to_be_bytes().to_vec();
+    vopts.extend_from_slice(&[0, 1, 0, 2, 0, 32]);
+    let m = Msg::new(M::Solicit, 1)
+        .client(CLIENT_DUID)
+        .oro(&[0xfff0, 0, opt::DNS_SERVERS, opt::DNS_SERVERS])
+        .oro(&[opt::DOMAIN_LIST])
+        .opt(opt::RECONF_ACCEPT, &[])
+        .opt(opt::VENDOR_CLASS, &vclass)
+        .opt(opt::VENDOR_OPTS, &vopts)
+        .opt(opt::USER_CLASS, &[])
+        .opt(0xbeef, &[])
+        .ia_na(1, &[]);
+    let rep = run(&s, &m, multicast()).unwrap().1;
+    let r = parse(&rep);
+    assert!(!r.reconfigure_accept, "we never send Reconfigure (§18.3.1)");
+    assert_eq!(r.vendor_class, None);
+    assert_eq!(r.vendor_opts, None);
+    assert_eq!(addrs(&r, 0).len(), 1);
+    // The first ORO counts (a second one is a client bug); a repeated code is answered once.
+    assert_eq!(r.dns_servers.unwrap().addrs().count(), 2);
+    assert_eq!(r.domain_list, None);
+    let dns = xdhcp6::wire::dhcpv6::Options::new(&rep[4..])
+        .filter(|o| matches!(o, Ok((opt::DNS_SERVERS, _))))
+        .count();
+    assert_eq!(dns, 1);
+    // An empty ORO asks for nothing.
+    let m = Msg::new(M::Solicit, 1)
+        .client(CLIENT_DUID)
+        .opt(opt::ORO, &[])
+        .ia_na(1, &[]);
+    let rep = run(&s, &m, multicast()).unwrap().1;
+    assert_eq!(parse(&rep).dns_servers, None);
+}
+
+#[test]
+fn relay_header_fields_are_mirrored_and_only_interface_id_is_echoed() {
+    let s = server();
+    let sol = Msg::new(M::Solicit, 1).client(CLIENT_DUID).ia_na(1, &[]);
+    for hop in [0u8, 7, 8, 32, 255] {
+        let mut m = vec![MessageType_RELAY_FORW, hop];
+        m.extend_from_slice(&ip("2001:db8:1::1").octets());
+        m.extend_from_slice(&ip("fe80::2").octets());
+        let m = Msg(m)
+            .opt(opt::REMOTE_ID, &[0, 0, 0, 9, 1, 2, 3])
+            .opt(opt::SUBSCRIBER_ID, b"sub")
+            .opt(opt::CLIENT_LINKLAYER_ADDR, &[0, 1, 2, 0, 0, 0, 0, 2])
+            .opt(opt::INTERFACE_ID, &[])
+            .opt(opt::RELAY_MSG, sol.bytes());
+        let (_, rep) = run(&s, &m, from_relay()).unwrap();
+        let (levels, _) = unwrap_relays(&rep);
+        assert_eq!(levels[0].hop_count, hop);
+        assert_eq!(levels[0].interface_id, Some(&[][..]));
+        assert_eq!(levels[0].remote_id, None);
+        assert_eq!(levels[0].subscriber_id, None);
+        assert_eq!(levels[0].client_link_layer_addr, None);
+    }
+}
+
+#[allow(non_upper_case_globals)]
+const MessageType_RELAY_FORW: u8 = 12;

@@ -15,11 +15,28 @@
 //! - Relayed: the relay closest to the client whose link-address is not unspecified names the
 //!   link, if that address is inside a link's subnet. If no relay has a link-address, or the
 //!   closest one set matches no link, the Interface-ID options are tried, closest to the client
-//!   first, against each link's `interface_ids`. Otherwise the message is dropped (`NoLink`):
-//!   the receiving interface says where the relay is, not where the client is.
+//!   first, against each link's `interface_ids`. If that fails too and every level's
+//!   link-address is unspecified, every relay is a lightweight relay (RFC 6221), and such a
+//!   relay only reaches servers on its own link: if the message came from our link (sent to a
+//!   multicast group or from a link-local source), the client's link is then chosen as for a
+//!   direct client, by the receiving interface. Otherwise the message is dropped (`NoLink`):
+//!   a relay that names a link we do not serve is not second-guessed.
 //! - Direct: the link whose `interface` was mapped to the arrival `ifindex` with
 //!   [`Server::set_interface`]; failing that, the one link that names no interface, if exactly
 //!   one such link exists (the single-link setup needs no interface configured); else `NoLink`.
+//!
+//! Unicast (RFC 8415 §16, §18.3): a direct client may unicast only Request, Renew, Release and
+//! Decline, and since we never send the Server Unicast option those get a Reply with
+//! UseMulticast. A direct Solicit, Confirm, Rebind or Information-request sent to a unicast
+//! address is discarded (`UnicastNotAllowed`). Relayed messages arrive unicast from the relay
+//! by design and are never subject to either rule.
+//!
+//! Many IAs: every IA of a message is answered, however many there are, as long as the reply
+//! has room (a reply that would overflow is cut cleanly after the last whole IA; it never
+//! exceeds the caller's buffer nor [`MAX_REPLY_LEN`]). New allocations are capped at
+//! [`MAX_IAS`] IAs of each type per message, which bounds the probing work one packet can
+//! cause; the IAs beyond that get NoAddrsAvail / NoPrefixAvail in the IA (§18.3.1, §18.3.2).
+//! Renew, Rebind, Release, Decline and Confirm do no probing and process every IA.
 
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
@@ -32,8 +49,8 @@ use crate::lease::{
     StoreError,
 };
 use crate::wire::dhcpv6::{
-    self as wire, opt, Duid, IaAddr, IaNa, IaPd, IaPrefix, MessageType, Nested, OptionWriter, Oro,
-    Packet, RelayPacket, RelayRepr, Repr, Status, StatusCode, INFINITY,
+    self as wire, opt, Duid, IaAddr, IaNa, IaPd, IaPrefix, MessageType, Nested, OptionWriter,
+    Options, Oro, Packet, RelayPacket, RelayRepr, Repr, Status, StatusCode, INFINITY, MAX_IAS,
 };
 
 /// Most relay levels walked. HOP_COUNT_LIMIT is 8 (RFC 8415 §7.6) and a relay drops a message
@@ -42,6 +59,9 @@ pub const MAX_RELAY_DEPTH: usize = 9;
 /// Most addresses/prefixes listed in one IA of a reply (the one granted plus client-sent ones
 /// returned with zero lifetimes). Further client-sent ones are not echoed.
 pub const MAX_GRANTS_PER_IA: usize = 8;
+/// Largest reply: the UDP payload of a maximal datagram (65535 minus the 8-byte UDP header), so
+/// that no length field we write, nor the backend's UDP length, can overflow 16 bits.
+pub const MAX_REPLY_LEN: usize = 65_535 - 8;
 /// Pool id recorded for a reserved resource that lies outside every pool of its link.
 pub const RESERVATION_POOL_ID: u32 = u32::MAX;
 /// Room kept free while writing IAs for a top-level Status Code written after them.
@@ -131,6 +151,9 @@ drop_reasons! {
     IaInInformationRequest => "ia_in_information_request",
     /// A Confirm with no addresses in it: there is nothing to confirm (§18.3.3).
     ConfirmWithoutAddresses => "confirm_without_addresses",
+    /// A Solicit, Confirm, Rebind or Information-request sent by a client straight to a
+    /// unicast address (RFC 8415 §16: servers discard these; only relays may unicast them).
+    UnicastNotAllowed => "unicast_not_allowed",
     /// No configured link matches the message (§13.1).
     NoLink => "no_link",
     /// The output buffer cannot hold even the mandatory part of the reply.
@@ -444,6 +467,20 @@ impl<S: LeaseStore> Server<S> {
         let packet = Packet::new_checked(msg).map_err(drop_for)?;
         let repr = Repr::parse(&packet).map_err(drop_for)?;
         self.validate(&repr)?;
+        let direct_unicast = relays.is_empty() && !meta.dst.is_multicast();
+        // RFC 8415 §16: "A server MUST discard any Solicit, Confirm, Rebind, or
+        // Information-request messages it receives with a Layer 3 unicast destination address."
+        if direct_unicast
+            && matches!(
+                repr.msg_type,
+                MessageType::Solicit
+                    | MessageType::Confirm
+                    | MessageType::Rebind
+                    | MessageType::InformationRequest
+            )
+        {
+            return Err(DropReason::UnicastNotAllowed);
+        }
 
         let dst = if relays.is_empty() {
             (meta.src, meta.src_port)
@@ -455,6 +492,8 @@ impl<S: LeaseStore> Server<S> {
             server: self,
             relays: &relays,
             repr: &repr,
+            // `Packet::new_checked` guaranteed the header is there.
+            options: msg.get(wire::HEADER_LEN..).unwrap_or_default(),
             now,
             dst,
         };
@@ -465,7 +504,7 @@ impl<S: LeaseStore> Server<S> {
             repr.msg_type,
             MessageType::Request | MessageType::Renew | MessageType::Release | MessageType::Decline
         );
-        if unicast_only && relays.is_empty() && !meta.dst.is_multicast() {
+        if unicast_only && direct_unicast {
             return cx.write(out, MessageType::Reply, |w| {
                 StatusCode::new(Status::UseMulticast).emit(w)
             });
@@ -531,13 +570,15 @@ impl<S: LeaseStore> Server<S> {
 
     /// RFC 8415 §13.1; the rules chosen are in the module docs.
     fn select_link(&self, relays: &[RelayLevel<'_>], meta: &RxMeta) -> Option<usize> {
-        if relays.is_empty() {
-            return self
-                .ifaces
+        let by_interface = || {
+            self.ifaces
                 .iter()
                 .find(|(i, _)| *i == meta.ifindex)
                 .map(|(_, l)| *l)
-                .or(self.default_direct);
+                .or(self.default_direct)
+        };
+        if relays.is_empty() {
+            return by_interface();
         }
         if let Some(level) = relays
             .iter()
@@ -552,7 +593,7 @@ impl<S: LeaseStore> Server<S> {
                 return Some(i);
             }
         }
-        relays
+        let by_interface_id = relays
             .iter()
             .rev()
             .filter_map(|l| l.interface_id)
@@ -560,7 +601,19 @@ impl<S: LeaseStore> Server<S> {
                 self.links
                     .iter()
                     .position(|l| l.cfg.interface_ids.iter().any(|x| x.as_slice() == id))
-            })
+            });
+        if by_interface_id.is_some() {
+            return by_interface_id;
+        }
+        // Only lightweight relays (RFC 6221: link-address ::) between client and server: the
+        // outermost one sent to ff02::1:2 on its own link, which is the client's link too. A
+        // message that did not come from our link (multicast, or from a link-local source)
+        // tells us nothing about where the client is.
+        let from_our_link = meta.dst.is_multicast() || meta.src.is_unicast_link_local();
+        if from_our_link && relays.iter().all(|l| l.link_address.is_unspecified()) {
+            return by_interface();
+        }
+        None
     }
 }
 
@@ -569,11 +622,52 @@ struct Reply<'s, 'r, 'a, S: LeaseStore> {
     server: &'s Server<S>,
     relays: &'r [RelayLevel<'a>],
     repr: &'r Repr<'a>,
+    /// The client message's option area, for the IAs `repr` could not keep (`MAX_IAS`).
+    options: &'a [u8],
     now: u64,
     dst: (Ipv6Addr, u16),
 }
 
-impl<S: LeaseStore> Reply<'_, '_, '_, S> {
+/// One IA option of the client message.
+#[derive(Debug, Clone, Copy)]
+enum Ia<'a> {
+    Na(IaNa<'a>),
+    Ta(wire::IaTa<'a>),
+    Pd(IaPd<'a>),
+}
+
+impl Ia<'_> {
+    fn kind(&self) -> IaKind {
+        match self {
+            Ia::Na(_) => IaKind::Na,
+            Ia::Ta(_) => IaKind::Ta,
+            Ia::Pd(_) => IaKind::Pd,
+        }
+    }
+    fn iaid(&self) -> u32 {
+        match self {
+            Ia::Na(ia) => ia.iaid,
+            Ia::Ta(ia) => ia.iaid,
+            Ia::Pd(ia) => ia.iaid,
+        }
+    }
+}
+
+impl<'a, S: LeaseStore> Reply<'_, '_, 'a, S> {
+    /// Every IA option of the message, in message order, including those beyond the `MAX_IAS`
+    /// per type that `Repr` keeps. `Repr::parse` already validated every one of them, so none
+    /// is skipped here for being malformed.
+    fn ias(&self) -> impl Iterator<Item = Ia<'a>> + 'a {
+        Options::new(self.options)
+            .map_while(Result::ok)
+            .filter_map(|(code, data)| match code {
+                opt::IA_NA => IaNa::parse(data).ok().map(Ia::Na),
+                opt::IA_TA => wire::IaTa::parse(data).ok().map(Ia::Ta),
+                opt::IA_PD => IaPd::parse(data).ok().map(Ia::Pd),
+                _ => None,
+            })
+    }
+
     fn client_duid(&self) -> &[u8] {
         self.repr.client_id.map_or(&[], |d| d.bytes())
     }
@@ -597,6 +691,7 @@ impl<S: LeaseStore> Reply<'_, '_, '_, S> {
         body: impl FnOnce(&mut OptionWriter<'_>) -> Result<(), wire::Error>,
     ) -> Result<ReplyMeta, DropReason> {
         let mut w = OptionWriter::new(out);
+        w.set_capacity(MAX_REPLY_LEN);
         let mut nests: HVec<Nested, MAX_RELAY_DEPTH> = HVec::new();
         let result = (|| {
             for level in self.relays {
@@ -728,28 +823,28 @@ impl<S: LeaseStore> Reply<'_, '_, '_, S> {
         let cap = w.capacity();
         w.set_capacity(cap.saturating_sub(STATUS_TAIL_ROOM));
         let mut any = false;
-        let r = self.repr;
-        let items = r
-            .ia_na
-            .iter()
-            .map(|ia| (IaKind::Na, ia.iaid))
-            .chain(r.ia_ta.iter().map(|ia| (IaKind::Ta, ia.iaid)))
-            .chain(r.ia_pd.iter().map(|ia| (IaKind::Pd, ia.iaid)));
-        for (i, (kind, iaid)) in items.enumerate() {
+        // IAs of each type seen so far: IA_NA, IA_TA, IA_PD.
+        let mut seen = [0usize; 3];
+        for ia in self.ias() {
             if w.remaining() < IA_MIN_ROOM {
                 break;
             }
-            let res = match kind {
-                IaKind::Na => self.assign_na(link, &r.ia_na[i], commit),
+            let n = &mut seen[ia.kind() as usize];
+            *n += 1;
+            let res = match ia {
+                // Past the per-message cap no allocation is attempted (it bounds the probing
+                // one packet can cause), but the IA is still answered, never silently dropped:
+                // §18.3.1/§18.3.2 give it NoAddrsAvail / NoPrefixAvail.
+                Ia::Na(_) | Ia::Ta(_) if *n > MAX_IAS => IaResult::status(Status::NoAddrsAvail),
+                Ia::Pd(_) if *n > MAX_IAS => IaResult::status(Status::NoPrefixAvail),
+                Ia::Na(ia) => self.assign_na(link, &ia, commit),
                 // IA_TA is declined: this server has no temporary addresses (RFC 9915
                 // deprecates them), which §18.3.1/.2 express as NoAddrsAvail in the IA.
-                IaKind::Ta => IaResult::status(Status::NoAddrsAvail),
-                IaKind::Pd => {
-                    self.assign_pd(link, &r.ia_pd[i - r.ia_na.len() - r.ia_ta.len()], commit)
-                }
+                Ia::Ta(_) => IaResult::status(Status::NoAddrsAvail),
+                Ia::Pd(ia) => self.assign_pd(link, &ia, commit),
             };
             any |= res.granted();
-            if !emit_ia_or_rollback(w, link, kind, iaid, &res) {
+            if !emit_ia_or_rollback(w, link, ia.kind(), ia.iaid(), &res) {
                 break;
             }
         }
@@ -769,7 +864,7 @@ impl<S: LeaseStore> Reply<'_, '_, '_, S> {
             .reservation(key.duid)
             .and_then(|r| r.address)
             .map(Resource::address);
-        self.assign(
+        let mut res = self.assign(
             link,
             key,
             pools,
@@ -777,7 +872,17 @@ impl<S: LeaseStore> Reply<'_, '_, '_, S> {
             reserved,
             commit,
             Status::NoAddrsAvail,
-        )
+        );
+        // §18.3.2: an address the client asks for that is not appropriate for its link is not
+        // granted. Say so explicitly with lifetimes 0 (as §18.3.4/§18.3.5 do for Renew and
+        // Rebind), so that a client that moved links stops using it at once. Only in a
+        // committing Reply: an Advertise offers, it does not revoke.
+        if commit && res.granted() {
+            for a in ia.addresses().filter(|a| !link.cfg.subnet.contains(a.addr)) {
+                res.push(Resource::address(a.addr), ZERO);
+            }
+        }
+        res
     }
 
     fn assign_pd(&self, link: &LinkCtx, ia: &IaPd<'_>, commit: bool) -> IaResult {
@@ -878,70 +983,71 @@ impl<S: LeaseStore> Reply<'_, '_, '_, S> {
     ) -> Result<ReplyMeta, DropReason> {
         self.write(out, MessageType::Reply, |w| {
             self.oro_options(link, w)?;
-            let r = self.repr;
-            for ia in &r.ia_na {
-                let sent = ia.addresses().map(|a| Resource::address(a.addr));
-                let on_link = |x: Resource| link.cfg.subnet.contains(x.addr);
-                let reserved = link
-                    .reservation(self.client_duid())
-                    .and_then(|x| x.address)
-                    .map(Resource::address);
-                let res = self.extend_one(
-                    link,
-                    self.key(ia.iaid, IaType::Na),
-                    &link.cfg.address_pools,
-                    reserved,
-                    sent,
-                    on_link,
-                    rebind,
-                );
-                if w.remaining() < IA_MIN_ROOM
-                    || !emit_ia_or_rollback(w, link, IaKind::Na, ia.iaid, &res)
-                {
-                    return Ok(());
+            for ia in self.ias() {
+                // Checked first, so that a Rebind does not re-create a binding it cannot report.
+                if w.remaining() < IA_MIN_ROOM {
+                    break;
                 }
-            }
-            for ia in &r.ia_ta {
-                // We never bind IA_TA.
-                let res = IaResult::status(Status::NoBinding);
-                if w.remaining() < IA_MIN_ROOM
-                    || !emit_ia_or_rollback(w, link, IaKind::Ta, ia.iaid, &res)
-                {
-                    return Ok(());
-                }
-            }
-            for ia in &r.ia_pd {
-                let sent = ia
-                    .prefixes()
-                    .map(|p| Resource::prefix(p.prefix, p.prefix_len));
-                let on_link = |x: Resource| link.prefix_on_link(x);
-                let reserved = link
-                    .reservation(self.client_duid())
-                    .and_then(|x| x.prefix)
-                    .map(|p| Resource::prefix(p.addr, p.len));
-                let res = self.extend_one(
-                    link,
-                    self.key(ia.iaid, IaType::Pd),
-                    &link.cfg.prefix_pools,
-                    reserved,
-                    sent,
-                    on_link,
-                    rebind,
-                );
-                if w.remaining() < IA_MIN_ROOM
-                    || !emit_ia_or_rollback(w, link, IaKind::Pd, ia.iaid, &res)
-                {
-                    return Ok(());
+                let res = match ia {
+                    Ia::Na(ia) => self.extend_na(link, &ia, rebind),
+                    // We never bind IA_TA.
+                    Ia::Ta(_) => IaResult::status(Status::NoBinding),
+                    Ia::Pd(ia) => self.extend_pd(link, &ia, rebind),
+                };
+                if !emit_ia_or_rollback(w, link, ia.kind(), ia.iaid(), &res) {
+                    break;
                 }
             }
             Ok(())
         })
     }
 
+    fn extend_na(&self, link: &LinkCtx, ia: &IaNa<'_>, rebind: bool) -> IaResult {
+        let reserved = link
+            .reservation(self.client_duid())
+            .and_then(|x| x.address)
+            .map(Resource::address);
+        self.extend_one(
+            link,
+            self.key(ia.iaid, IaType::Na),
+            &link.cfg.address_pools,
+            reserved,
+            ia.addresses().map(|a| Resource::address(a.addr)),
+            |x| link.cfg.subnet.contains(x.addr),
+            rebind,
+        )
+    }
+
+    fn extend_pd(&self, link: &LinkCtx, ia: &IaPd<'_>, rebind: bool) -> IaResult {
+        let reserved = link
+            .reservation(self.client_duid())
+            .and_then(|x| x.prefix)
+            .map(|p| Resource::prefix(p.addr, p.len));
+        self.extend_one(
+            link,
+            self.key(ia.iaid, IaType::Pd),
+            &link.cfg.prefix_pools,
+            reserved,
+            ia.prefixes()
+                .map(|p| Resource::prefix(p.prefix, p.prefix_len)),
+            |x| link.prefix_on_link(x),
+            rebind,
+        )
+    }
+
     /// Extend one IA's binding. With a binding: it, with fresh lifetimes, plus every other
     /// address the client listed with lifetimes 0 (no longer valid for it: not on the link or
-    /// not ours to give). Without: NoBinding, except that a Rebind listing addresses not on the
-    /// link gets them back with lifetimes 0 (§18.3.5) so the client stops using them.
+    /// not ours to give). Without a binding:
+    /// - Renew (§18.3.4): "If the server cannot find a client entry for the IA, the server
+    ///   returns the IA containing no leases with a Status Code option set to NoBinding". The
+    ///   client then sends a Request listing its lease (§18.2.10.1), which `assign` honours as
+    ///   a hint, so the lease is kept anyway, one round trip later.
+    /// - Rebind (§18.3.5): the server may answer for leases appropriate for the link. For lease
+    ///   stability after a restart that lost the lease file (BRIEF §6; RFC 7031 requirement
+    ///   4), the first listed lease that lies in one of the link's pools, is not reserved for
+    ///   another client and is free in the store is bound again to this IA, unchanged. Listed
+    ///   leases not appropriate for the link, or held by someone else, come back with lifetimes
+    ///   0 so the client stops using them. Nothing usable at all: NoBinding.
     #[allow(clippy::too_many_arguments)]
     fn extend_one(
         &self,
@@ -955,6 +1061,8 @@ impl<S: LeaseStore> Reply<'_, '_, '_, S> {
     ) -> IaResult {
         let store = &self.server.store;
         let lt = link.lifetimes;
+        // What the client listed; more than fit in a reply IA would not be echoed anyway.
+        let sent: HVec<Resource, MAX_GRANTS_PER_IA> = sent.take(MAX_GRANTS_PER_IA).collect();
         let mut bound = None;
         if let Some(r) = reserved {
             match store.bind(&key, link.pool_id_for(pools, r), r, lt, self.now) {
@@ -974,17 +1082,44 @@ impl<S: LeaseStore> Reply<'_, '_, '_, S> {
                 }
             }
         }
+        // Listed leases in our pools that could not be bound again: taken by another client.
+        let mut taken: HVec<Resource, MAX_GRANTS_PER_IA> = HVec::new();
+        if bound.is_none() && rebind {
+            for &s in &sent {
+                let Some(pool) = pools.iter().find(|p| p.contains(s)) else {
+                    continue;
+                };
+                if !on_link(s) {
+                    continue;
+                }
+                if self.server.reserved.is_reserved(s) && reserved != Some(s) {
+                    let _ = taken.push(s);
+                    continue;
+                }
+                match store.bind(&key, pool.id, s, lt, self.now) {
+                    Ok(l) => {
+                        bound = Some(l.resource);
+                        break;
+                    }
+                    Err(StoreError::Conflict) => {
+                        let _ = taken.push(s);
+                    }
+                    // Fail closed (full disk…): no lease is re-created, none is revoked.
+                    Err(_) => return IaResult::status(Status::NoBinding),
+                }
+            }
+        }
         let mut res = IaResult::default();
         match bound {
             Some(b) => {
                 res.push(b, lt);
-                for s in sent.filter(|s| *s != b) {
+                for &s in sent.iter().filter(|s| **s != b) {
                     res.push(s, ZERO);
                 }
             }
             None => {
                 if rebind {
-                    for s in sent.filter(|s| !on_link(*s)) {
+                    for &s in sent.iter().filter(|s| !on_link(**s) || taken.contains(s)) {
                         res.push(s, ZERO);
                     }
                 }
@@ -999,12 +1134,18 @@ impl<S: LeaseStore> Reply<'_, '_, '_, S> {
     /// RFC 8415 §18.3.3: Success if every address is on the link, NotOnLink if any is not; no
     /// reply at all for a Confirm without addresses.
     fn confirm(&self, link: &LinkCtx, out: &mut [u8]) -> Result<ReplyMeta, DropReason> {
-        let r = self.repr;
-        let mut addrs = r
-            .ia_na
-            .iter()
-            .flat_map(|ia| ia.addresses())
-            .chain(r.ia_ta.iter().flat_map(|ia| ia.addresses()))
+        // Every IA counts, also those beyond the `MAX_IAS` that `Repr` keeps. Confirm carries
+        // IA_NA/IA_TA; IA_PD is for Rebind (§18.2.3), so prefixes are not judged here.
+        let mut addrs = self
+            .ias()
+            .flat_map(|ia| {
+                let (na, ta) = match ia {
+                    Ia::Na(ia) => (Some(ia.addresses()), None),
+                    Ia::Ta(ia) => (None, Some(ia.addresses())),
+                    Ia::Pd(_) => (None, None),
+                };
+                na.into_iter().flatten().chain(ta.into_iter().flatten())
+            })
             .map(|a: IaAddr<'_>| a.addr)
             .peekable();
         if addrs.peek().is_none() {
@@ -1019,63 +1160,67 @@ impl<S: LeaseStore> Reply<'_, '_, '_, S> {
         self.write(out, MessageType::Reply, |w| StatusCode::new(s).emit(w))
     }
 
-    /// RFC 8415 §18.3.7: top-level Success; an IA listed with NoBinding for each IA holding
-    /// something that was not the client's.
+    /// RFC 8415 §18.3.7: release every listed lease the client holds (every IA of the message,
+    /// even when the reply has no room left to report on all of them); top-level Success; an
+    /// IA with NoBinding for each IA holding something that was not the client's.
     fn release(&self, out: &mut [u8]) -> Result<ReplyMeta, DropReason> {
         let store = &self.server.store;
         self.write(out, MessageType::Reply, |w| {
             StatusCode::new(Status::Success).emit(w)?;
-            let r = self.repr;
-            for ia in &r.ia_na {
-                let key = self.key(ia.iaid, IaType::Na);
-                let mut ok = ia.addresses().count() > 0;
-                for a in ia.addresses() {
-                    ok &= store
-                        .release(&key, Resource::address(a.addr), self.now)
-                        .is_ok();
-                }
-                if !ok && !emit_status_ia(w, IaKind::Na, ia.iaid, Status::NoBinding) {
-                    return Ok(());
-                }
-            }
-            for ia in &r.ia_ta {
-                if !emit_status_ia(w, IaKind::Ta, ia.iaid, Status::NoBinding) {
-                    return Ok(());
-                }
-            }
-            for ia in &r.ia_pd {
-                let key = self.key(ia.iaid, IaType::Pd);
-                let mut ok = ia.prefixes().count() > 0;
-                for p in ia.prefixes() {
-                    ok &= store
-                        .release(&key, Resource::prefix(p.prefix, p.prefix_len), self.now)
-                        .is_ok();
-                }
-                if !ok && !emit_status_ia(w, IaKind::Pd, ia.iaid, Status::NoBinding) {
-                    return Ok(());
+            let mut room = true;
+            for ia in self.ias() {
+                let ok = match ia {
+                    Ia::Na(ia) => {
+                        let key = self.key(ia.iaid, IaType::Na);
+                        ia.addresses()
+                            .fold(ia.addresses().next().is_some(), |ok, a| {
+                                store
+                                    .release(&key, Resource::address(a.addr), self.now)
+                                    .is_ok()
+                                    && ok
+                            })
+                    }
+                    Ia::Ta(_) => false,
+                    Ia::Pd(ia) => {
+                        let key = self.key(ia.iaid, IaType::Pd);
+                        ia.prefixes().fold(ia.prefixes().next().is_some(), |ok, p| {
+                            store
+                                .release(&key, Resource::prefix(p.prefix, p.prefix_len), self.now)
+                                .is_ok()
+                                && ok
+                        })
+                    }
+                };
+                if !ok && room {
+                    room = emit_status_ia(w, ia.kind(), ia.iaid(), Status::NoBinding);
                 }
             }
             Ok(())
         })
     }
 
-    /// RFC 8415 §18.3.8: quarantine each declined address; top-level Success; NoBinding for IAs
-    /// that were not the client's. Only addresses can be declined (IA_PD is ignored).
+    /// RFC 8415 §18.3.8: quarantine each declined address (every IA of the message, even when
+    /// the reply has no room left to report on all of them); top-level Success; NoBinding for
+    /// IAs that were not the client's. Only addresses can be declined (IA_PD is ignored).
     fn decline(&self, out: &mut [u8]) -> Result<ReplyMeta, DropReason> {
         let store = &self.server.store;
         let q = self.server.decline_quarantine_secs;
         self.write(out, MessageType::Reply, |w| {
             StatusCode::new(Status::Success).emit(w)?;
-            for ia in &self.repr.ia_na {
+            let mut room = true;
+            for ia in self.ias() {
+                let Ia::Na(ia) = ia else { continue };
                 let key = self.key(ia.iaid, IaType::Na);
-                let mut ok = ia.addresses().count() > 0;
-                for a in ia.addresses() {
-                    ok &= store
-                        .decline(&key, Resource::address(a.addr), self.now, q)
-                        .is_ok();
-                }
-                if !ok && !emit_status_ia(w, IaKind::Na, ia.iaid, Status::NoBinding) {
-                    return Ok(());
+                let ok = ia
+                    .addresses()
+                    .fold(ia.addresses().next().is_some(), |ok, a| {
+                        store
+                            .decline(&key, Resource::address(a.addr), self.now, q)
+                            .is_ok()
+                            && ok
+                    });
+                if !ok && room {
+                    room = emit_status_ia(w, IaKind::Na, ia.iaid, Status::NoBinding);
                 }
             }
             Ok(())
