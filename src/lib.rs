@@ -7,11 +7,13 @@
 //! - [`config`]: TOML configuration, parsed then validated into typed config.
 //! - [`io`]: the backends that move packets (UDP sockets, AF_XDP) and drive the core.
 //! - [`cli`]: the command-line front end.
+//! - [`loadgen`]: the DHCPv6 load generator (`xdhcp6 bench`).
 #![deny(unsafe_code)]
 
 pub mod cli;
 pub mod config;
 pub mod io;
 pub mod lease;
+pub mod loadgen;
 pub mod proto;
 pub mod wire;
