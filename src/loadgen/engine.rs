@@ -100,6 +100,9 @@ pub struct Stats {
     pub window_full: u64,
     /// Exchange latency, first message sent to final reply.
     pub latency_us: Histogram<u64>,
+    /// From the start of the phase until no new exchange started (rates are per this).
+    pub send_us: u64,
+    /// The whole phase, including the drain of in-flight exchanges.
     pub elapsed_us: u64,
 }
 
@@ -119,6 +122,7 @@ impl Stats {
             tx_dropped: 0,
             window_full: 0,
             latency_us: new_histogram(),
+            send_us: 0,
             elapsed_us: 0,
         }
     }
@@ -143,6 +147,7 @@ impl Stats {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_us.add(&o.latency_us);
         self.elapsed_us = self.elapsed_us.max(o.elapsed_us);
+        self.send_us = self.send_us.max(o.send_us);
     }
 
     pub fn started_total(&self) -> u64 {
@@ -376,6 +381,7 @@ impl Worker {
         }
         self.inflight = 0;
         self.stats.elapsed_us = clock.now_us() - start;
+        self.stats.send_us = stopped_at.unwrap_or(start).saturating_sub(start);
         self.publish();
         std::mem::take(&mut self.stats)
     }

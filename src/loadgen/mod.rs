@@ -23,6 +23,7 @@ pub mod msg;
 pub mod ownership;
 pub mod pool;
 pub mod report;
+pub mod responder;
 #[allow(unsafe_code)]
 pub mod udp;
 

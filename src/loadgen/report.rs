@@ -27,6 +27,8 @@ pub struct ExchangeCounts {
 /// What one phase (a run, a find-max trial, the preparation pass) measured.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PhaseReport {
+    /// Seconds load was offered (rates are per this; the drain of in-flight exchanges after
+    /// it is not counted).
     pub elapsed_s: f64,
     /// Exchanges started.
     pub offered: u64,
@@ -55,7 +57,8 @@ pub struct PhaseReport {
 
 impl PhaseReport {
     pub fn from_stats(s: &Stats) -> Self {
-        let secs = (s.elapsed_us as f64 / 1e6).max(1e-6);
+        // Rates are over the time load was offered; the drain after it adds no exchanges.
+        let secs = (s.send_us as f64 / 1e6).max(1e-6);
         let offered = s.started_total();
         let completed = s.completed_total();
         let h = &s.latency_us;
