@@ -12,8 +12,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod io;
 pub mod lease;
 pub mod loadgen;
 pub mod proto;
+pub mod stats;
 pub mod wire;

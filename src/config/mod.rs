@@ -2,12 +2,94 @@
 //! [`Config`] below. Unknown keys are rejected and every error names the key and the reason.
 //!
 //! The typed form is what the rest of the server uses; it holds no strings that still need
-//! parsing and no value that still needs checking.
+//! parsing and no value that still needs checking. `docs/configuration.md` documents every key.
+//!
+//! Entry points: [`load_file`] and [`parse_str`]; both return a [`ConfigError`] whose `Display`
+//! is one line naming the key path (e.g. `link[1].address_pools[0].last`) and the reason.
 
 use std::net::Ipv6Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::lease::PoolSpec;
+
+mod error;
+mod raw;
+mod validate;
+
+pub use error::ConfigError;
+pub use validate::{
+    DEFAULT_CONTROL_SOCKET, DEFAULT_DECLINE_QUARANTINE_SECS, DEFAULT_DUID_FILE, DEFAULT_LEASE_FILE,
+    DEFAULT_PREFERRED_LIFETIME_SECS, DEFAULT_VALID_LIFETIME_SECS,
+};
+
+/// The "infinity" lifetime or time value, 0xffffffff (RFC 8415 §7.7). Written `"infinite"` in
+/// the file.
+pub const INFINITE: u32 = u32::MAX;
+
+/// Configuration files larger than this are refused unread: a config that size is a mistake.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads, parses and validates the configuration file at `path`. Relative paths in the file
+/// (`duid_file`, `lease_file`, `control_socket`) are taken relative to the file's directory.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let io_err = |source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(io_err)?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+            size,
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(io_err)?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    parse(&text, Some(base))
+}
+
+/// Parses and validates configuration text. Relative paths in it are kept as written
+/// (relative to the process's working directory).
+pub fn parse_str(s: &str) -> Result<Config, ConfigError> {
+    parse(s, None)
+}
+
+fn parse(text: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        let (line, column) = error::line_col(text, e.span().map_or(0, |s| s.start));
+        ConfigError::Syntax {
+            line,
+            column,
+            message: error::one_line(e.message()),
+        }
+    })?;
+    let raw: raw::RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let (line, column) = error::line_col(text, inner.span().map_or(0, |s| s.start));
+        // "i64" is serde's word for what the file calls an integer.
+        let reason =
+            error::one_line(inner.message()).replace("expected i64", "expected an integer");
+        ConfigError::Schema {
+            key,
+            reason,
+            line,
+            column,
+        }
+    })?;
+    validate::validate(raw, base_dir)
+}
+
+impl Config {
+    /// The link named `name`.
+    pub fn link(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+}
 
 /// Which packet path the server uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +111,11 @@ pub struct Ipv6Net {
 
 impl Ipv6Net {
     pub fn contains(&self, a: Ipv6Addr) -> bool {
-        let mask = if self.len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.len)) };
+        let mask = if self.len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.len))
+        };
         u128::from(a) & mask == u128::from(self.addr) & mask
     }
 }
@@ -55,7 +141,12 @@ pub struct ServerConfig {
     pub lease_file: PathBuf,
     /// The control socket path.
     pub control_socket: PathBuf,
-    /// How long a declined address stays out of circulation, seconds.
+    /// Group allowed to use the control socket besides root (mode 0660); `None` keeps it
+    /// root-only (mode 0600).
+    pub control_group: Option<String>,
+    /// Where the Prometheus metrics endpoint listens; `None` (the default) turns it off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How long a declined address stays out of circulation, seconds (> 0, finite).
     pub decline_quarantine_secs: u32,
 }
 
@@ -76,7 +167,9 @@ pub struct Link {
     pub preferred_lifetime: u32,
     pub valid_lifetime: u32,
     /// Renewal (T1) and rebinding (T2) times; `None` derives 0.5 and 0.8 of the preferred
-    /// lifetime (RFC 8415 §21.4).
+    /// lifetime (RFC 8415 §21.4). Both are `None` or both `Some`. `Some(0)` (then both are 0)
+    /// is sent as 0: the client chooses. Validated: 0 < T1 ≤ T2 ≤ preferred lifetime (unless
+    /// that is infinite), or both 0. Lifetimes may be [`INFINITE`]; preferred ≤ valid, both > 0.
     pub t1: Option<u32>,
     pub t2: Option<u32>,
     /// Answer a Solicit carrying Rapid Commit with a committed Reply (RFC 8415 §18.3.1).

@@ -7,6 +7,8 @@
 
 use std::net::Ipv6Addr;
 
+pub mod memory;
+
 /// Which kind of identity association a binding belongs to (RFC 8415 §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IaType {
@@ -63,7 +65,10 @@ impl PoolSpec {
         let shift = 128 - u32::from(self.len);
         let off = u128::from(i).checked_shl(shift).unwrap_or(0);
         let addr = u128::from(self.base).wrapping_add(off);
-        Some(Resource { addr: Ipv6Addr::from(addr), len: self.len })
+        Some(Resource {
+            addr: Ipv6Addr::from(addr),
+            len: self.len,
+        })
     }
 
     /// The index of `r` in the pool, if it belongs to it.
@@ -145,6 +150,47 @@ pub enum StoreError {
     Unavailable,
 }
 
+/// The state of a stored binding, as listings show it (names follow RFC 8156 §4.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BindingState {
+    /// Bound to its client and not expired.
+    Active,
+    /// Its valid lifetime has passed; not yet reclaimed.
+    Expired,
+    /// Released by the client.
+    Released,
+    /// Declined by the client and held in quarantine (RFC 8156 "abandoned").
+    Abandoned,
+    /// Free, may be allocated by this server.
+    Free,
+    /// Free, but belonging to the failover partner's share.
+    FreeBackup,
+}
+
+impl BindingState {
+    pub const fn name(self) -> &'static str {
+        match self {
+            BindingState::Active => "active",
+            BindingState::Expired => "expired",
+            BindingState::Released => "released",
+            BindingState::Abandoned => "abandoned",
+            BindingState::Free => "free",
+            BindingState::FreeBackup => "free-backup",
+        }
+    }
+}
+
+/// One stored binding with its key, for listings and exports (control plane, not hot path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub duid: Vec<u8>,
+    pub iaid: u32,
+    pub ia_type: IaType,
+    pub pool_id: u32,
+    pub lease: Lease,
+    pub state: BindingState,
+}
+
 /// The lease store used by the protocol core.
 pub trait LeaseStore: Send + Sync {
     /// The client's current (not expired at `now`) binding for this IA in `pool`, if any.
@@ -169,7 +215,8 @@ pub trait LeaseStore: Send + Sync {
 
     /// Release the client's binding of `resource` (RFC 8415 §18.3.7). `Err(NoBinding)` if the
     /// client does not hold it.
-    fn release(&self, key: &BindingKey<'_>, resource: Resource, now: u64) -> Result<(), StoreError>;
+    fn release(&self, key: &BindingKey<'_>, resource: Resource, now: u64)
+        -> Result<(), StoreError>;
 
     /// Mark `resource` declined by the client (RFC 8415 §18.3.8): not handed out again until
     /// `now + quarantine_secs`.
@@ -183,6 +230,58 @@ pub trait LeaseStore: Send + Sync {
 
     /// Number of active bindings in `pool` at `now` (for pool usage figures).
     fn active_count(&self, pool: &PoolSpec, now: u64) -> u64;
+
+    /// Call `f` for every stored binding (any state) until it returns `false`. For listings;
+    /// may take each shard's lock in turn, so never call it on the packet path.
+    fn visit(&self, now: u64, f: &mut dyn FnMut(&LeaseInfo) -> bool);
+}
+
+/// Workers and the control plane share one store.
+impl<T: LeaseStore + ?Sized> LeaseStore for std::sync::Arc<T> {
+    #[inline]
+    fn lookup(&self, key: &BindingKey<'_>, pool: &PoolSpec, now: u64) -> Option<Lease> {
+        (**self).lookup(key, pool, now)
+    }
+    #[inline]
+    fn allocate(&self, req: &AllocRequest<'_>, commit: bool) -> Result<Lease, StoreError> {
+        (**self).allocate(req, commit)
+    }
+    #[inline]
+    fn bind(
+        &self,
+        key: &BindingKey<'_>,
+        pool_id: u32,
+        resource: Resource,
+        lifetimes: Lifetimes,
+        now: u64,
+    ) -> Result<Lease, StoreError> {
+        (**self).bind(key, pool_id, resource, lifetimes, now)
+    }
+    #[inline]
+    fn release(
+        &self,
+        key: &BindingKey<'_>,
+        resource: Resource,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        (**self).release(key, resource, now)
+    }
+    #[inline]
+    fn decline(
+        &self,
+        key: &BindingKey<'_>,
+        resource: Resource,
+        now: u64,
+        quarantine_secs: u32,
+    ) -> Result<(), StoreError> {
+        (**self).decline(key, resource, now, quarantine_secs)
+    }
+    fn active_count(&self, pool: &PoolSpec, now: u64) -> u64 {
+        (**self).active_count(pool, now)
+    }
+    fn visit(&self, now: u64, f: &mut dyn FnMut(&LeaseInfo) -> bool) {
+        (**self).visit(now, f)
+    }
 }
 
 #[cfg(test)]
@@ -202,8 +301,14 @@ mod tests {
         assert_eq!(r.addr, "2001:db8:12:3400::".parse::<Ipv6Addr>().unwrap());
         assert_eq!(p.index_of(r), Some(0x1234));
         assert_eq!(p.nth(1 << 16), None);
-        assert_eq!(p.index_of(Resource::prefix("2001:db8:12:3401::".parse().unwrap(), 56)), None);
-        assert_eq!(p.index_of(Resource::prefix("2001:db9::".parse().unwrap(), 56)), None);
+        assert_eq!(
+            p.index_of(Resource::prefix("2001:db8:12:3401::".parse().unwrap(), 56)),
+            None
+        );
+        assert_eq!(
+            p.index_of(Resource::prefix("2001:db9::".parse().unwrap(), 56)),
+            None
+        );
     }
 
     #[test]
@@ -215,8 +320,17 @@ mod tests {
             len: 128,
             count: 256,
         };
-        assert_eq!(p.nth(255).unwrap().addr, "2001:db8::1ff".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(p.index_of(Resource::address("2001:db8::200".parse().unwrap())), None);
-        assert_eq!(p.index_of(Resource::address("2001:db8::ff".parse().unwrap())), None);
+        assert_eq!(
+            p.nth(255).unwrap().addr,
+            "2001:db8::1ff".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            p.index_of(Resource::address("2001:db8::200".parse().unwrap())),
+            None
+        );
+        assert_eq!(
+            p.index_of(Resource::address("2001:db8::ff".parse().unwrap())),
+            None
+        );
     }
 }

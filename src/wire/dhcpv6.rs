@@ -412,11 +412,25 @@ pub struct Nested {
 pub struct OptionWriter<'a> {
     buf: &'a mut [u8],
     pos: usize,
+    /// Writes stop here; at most `buf.len()`. Lowered to keep room for something written later.
+    end: usize,
 }
 
 impl<'a> OptionWriter<'a> {
     pub fn new(buf: &'a mut [u8]) -> Self {
-        OptionWriter { buf, pos: 0 }
+        let end = buf.len();
+        OptionWriter { buf, pos: 0, end }
+    }
+
+    /// How far writes may go.
+    pub fn capacity(&self) -> usize {
+        self.end
+    }
+
+    /// Limit writes to the first `cap` bytes of the buffer (clamped to its length), e.g. to keep
+    /// room at the end for an option that must be written after a variable-length part.
+    pub fn set_capacity(&mut self, cap: usize) {
+        self.end = cap.min(self.buf.len());
     }
 
     /// Bytes written so far.
@@ -425,7 +439,7 @@ impl<'a> OptionWriter<'a> {
     }
 
     pub fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
+        self.end.saturating_sub(self.pos)
     }
 
     /// Forget everything written after `pos` (a value previously returned by `position`).
@@ -441,6 +455,9 @@ impl<'a> OptionWriter<'a> {
 
     fn reserve(&mut self, n: usize) -> Result<&mut [u8], Error> {
         let end = self.pos.checked_add(n).ok_or(Error::BufferTooSmall)?;
+        if end > self.end {
+            return Err(Error::BufferTooSmall);
+        }
         let out = self
             .buf
             .get_mut(self.pos..end)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests and the demo need. Idempotent: when everything is
+# already installed it only checks and returns.
+set -euo pipefail
+
+PACKAGES=(
+  iproute2          # ip: namespaces, veth
+  ethtool           # turn off veth TX checksum offload
+  util-linux        # unshare (dhcpcd runs in a private mount namespace)
+  procps            # kill, ps
+  isc-dhcp-client   # dhclient -6
+  dhcpcd-base       # dhcpcd
+  kea-admin         # perfdhcp
+  clang             # the XDP program (ebpf/)
+  tcpdump           # debugging the namespaces by hand
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps.sh: needs root (apt-get); run it with sudo" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps.sh: all packages present"
+  exit 0
+fi
+
+echo "install-deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
