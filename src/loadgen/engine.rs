@@ -82,6 +82,9 @@ pub fn new_histogram() -> Histogram<u64> {
 pub struct Stats {
     pub started: [u64; Kind::COUNT],
     pub completed: [u64; Kind::COUNT],
+    /// Exchanges completed while load was still offered: below the offered count (beyond a
+    /// latency's worth) the server is falling behind and queues are growing.
+    pub completed_in_window: u64,
     /// Exchanges abandoned without an answer (after all retransmissions, or at the end).
     pub drops: u64,
     /// Exchanges ended by an invalid reply.
@@ -111,6 +114,7 @@ impl Stats {
         Stats {
             started: [0; Kind::COUNT],
             completed: [0; Kind::COUNT],
+            completed_in_window: 0,
             drops: 0,
             failed: 0,
             timeouts: 0,
@@ -136,6 +140,7 @@ impl Stats {
             self.invalid[i] += o.invalid[i];
         }
         self.drops += o.drops;
+        self.completed_in_window += o.completed_in_window;
         self.failed += o.failed;
         self.timeouts += o.timeouts;
         self.retransmits += o.retransmits;
@@ -262,6 +267,8 @@ pub struct Worker {
     interval: Histogram<u64>,
     pub progress: Arc<Progress>,
     totals: [u64; 4],
+    /// The phase is still starting exchanges.
+    window_open: bool,
 }
 
 impl Worker {
@@ -278,6 +285,7 @@ impl Worker {
             interval: new_histogram(),
             progress: Arc::new(Progress::new()),
             totals: [0; 4],
+            window_open: false,
         }
     }
 
@@ -315,6 +323,7 @@ impl Worker {
                 && started < plan.max_exchanges
                 && !(plan.one_pass && visited >= self.clients.len())
                 && !stop.load(Ordering::Relaxed);
+            self.window_open = sending;
             if !sending {
                 let at = *stopped_at.get_or_insert(now);
                 if self.inflight == 0 || now >= at + drain_us || stop.load(Ordering::Relaxed) {
@@ -580,6 +589,7 @@ impl Worker {
                 let _ = self.stats.latency_us.record(lat.min(LATENCY_MAX_US));
                 let _ = self.interval.record(lat.min(LATENCY_MAX_US));
                 self.stats.completed[Kind::of(&c) as usize] += 1;
+                self.stats.completed_in_window += u64::from(self.window_open);
                 self.inflight -= 1;
                 c.rest();
             }

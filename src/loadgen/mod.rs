@@ -179,7 +179,8 @@ pub struct Args {
     /// Most exchanges in flight at once (all workers together).
     #[arg(long, default_value_t = 1_000_000)]
     pub max_inflight: usize,
-    /// Search for the highest rate whose loss stays within --max-loss.
+    /// Search for the highest rate whose loss stays within --max-loss while the server keeps
+    /// up (≥ 95 % of the offered exchanges complete before the trial's load stops).
     #[arg(long)]
     pub find_max: bool,
     /// Loss threshold for --find-max, in percent of offered exchanges.
@@ -594,7 +595,10 @@ pub fn run(args: Args) -> anyhow::Result<Report> {
         );
         let r = PhaseReport::from_stats(&st);
         let offered_ok = r.offered_per_s >= 0.95 * rate as f64;
-        let passed = r.loss_pct <= args.max_loss && offered_ok;
+        // Pass: loss within the threshold, and the server kept up while load was offered
+        // (otherwise a short trial with a long timeout hides a growing queue).
+        let kept_up = r.completed_in_window_per_s >= 0.95 * r.offered_per_s;
+        let passed = r.loss_pct <= args.max_loss && kept_up;
         (
             Trial {
                 target_rate: rate as f64,
@@ -606,23 +610,30 @@ pub fn run(args: Args) -> anyhow::Result<Report> {
     };
 
     if args.find_max {
+        // Double while the loss stays within the threshold, then bisect between the last
+        // passing and the first failing rate to within 5 %. The result is the best completed
+        // rate of a passing trial.
         let mut lo: Option<u64> = None;
         let mut hi: Option<u64> = None;
         let mut best: Option<PhaseReport> = None;
         let mut rate = args.start_rate.clamp(1, args.max_rate);
         for _ in 0..MAX_TRIALS {
             let (t, offered_ok) = trial(&mut s, rate);
-            let passed = t.passed;
-            if passed {
+            if t.passed {
                 lo = Some(rate);
-                best = Some(t.result.clone());
+                if best
+                    .as_ref()
+                    .is_none_or(|b| t.result.completed_per_s > b.completed_per_s)
+                {
+                    best = Some(t.result.clone());
+                }
             } else {
                 hi = Some(rate);
             }
-            let lossy = t.result.loss_pct > args.max_loss;
+            let passed = t.passed;
             trials.push(t);
-            if !offered_ok && !lossy {
-                // The generator itself fell short: searching higher measures only us.
+            if passed && !offered_ok {
+                // The generator itself could not offer more: searching higher measures us.
                 generator_limited = true;
                 break;
             }
@@ -641,7 +652,7 @@ pub fn run(args: Args) -> anyhow::Result<Report> {
             };
         }
         target_rate = lo.unwrap_or(0) as f64;
-        max_rate = Some(lo.unwrap_or(0) as f64);
+        max_rate = Some(best.as_ref().map_or(0.0, |b| b.completed_per_s));
         result = match best {
             Some(b) => b,
             None => trials

@@ -35,6 +35,10 @@ pub struct PhaseReport {
     pub offered_per_s: f64,
     pub completed: u64,
     pub completed_per_s: f64,
+    /// Exchanges completed while load was offered, per second of it. Well below
+    /// `offered_per_s` means the server fell behind (queues grew), even if everything was
+    /// answered in the end.
+    pub completed_in_window_per_s: f64,
     /// Exchanges that got no answer after all retransmissions.
     pub drops: u64,
     /// Exchanges ended by an invalid reply.
@@ -93,6 +97,7 @@ impl PhaseReport {
             offered_per_s: offered as f64 / secs,
             completed,
             completed_per_s: completed as f64 / secs,
+            completed_in_window_per_s: s.completed_in_window as f64 / secs,
             drops: s.drops,
             failed: s.failed,
             loss_pct: if offered == 0 {
@@ -166,8 +171,8 @@ fn write_phase(f: &mut fmt::Formatter<'_>, p: &PhaseReport) -> fmt::Result {
     )?;
     writeln!(
         f,
-        "  completed  {:>10} exchanges  {:>12.1}/s",
-        p.completed, p.completed_per_s
+        "  completed  {:>10} exchanges  {:>12.1}/s   ({:.1}/s while offering)",
+        p.completed, p.completed_per_s, p.completed_in_window_per_s
     )?;
     writeln!(
         f,

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
 
@@ -19,6 +19,7 @@ use crate::wire::dhcpv6::{
 };
 
 use super::pool::{NaPool, PdPool};
+use super::udp::BatchSocket;
 
 /// One way to be wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,32 +87,24 @@ impl Responder {
         }
     }
 
-    /// Serve on a socket until `stop` is set or the duration passes.
+    /// Serve on a socket until `stop` is set or the duration passes: batches of datagrams in
+    /// (`recvmmsg`), their replies out (`sendmmsg`), each to its sender.
     pub fn serve(&mut self, sock: &UdpSocket, stop: &AtomicBool) -> std::io::Result<()> {
-        sock.set_read_timeout(Some(Duration::from_millis(50)))?;
-        let deadline = std::time::Instant::now() + Duration::from_secs_f64(self.args.duration);
-        let mut rx = [0u8; 4096];
-        let mut tx = [0u8; 4096];
-        while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-            let (n, src) = match sock.recv_from(&mut rx) {
-                Ok(x) => x,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    continue
+        let mut s = BatchSocket::new(sock.try_clone()?)?;
+        let deadline = Instant::now() + Duration::from_secs_f64(self.args.duration);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let n = s.recv_batch(Duration::from_millis(50))?;
+            for i in 0..n {
+                let (req, out) = s.split(i);
+                match self.answer(req, out) {
+                    Some(len) => {
+                        self.answered += 1;
+                        s.queue_reply(i, len);
+                    }
+                    None => self.ignored += 1,
                 }
-                Err(e) => return Err(e),
-            };
-            match self.answer(&rx[..n], &mut tx) {
-                Some(len) => {
-                    self.answered += 1;
-                    let _ = sock.send_to(&tx[..len], src);
-                }
-                None => self.ignored += 1,
             }
+            s.send_replies();
         }
         Ok(())
     }

@@ -310,3 +310,162 @@ pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// A UDP socket that receives and answers in batches, replying to each datagram's source
+/// (the test responder's data path).
+pub struct BatchSocket {
+    sock: UdpSocket,
+    rx: Vec<u8>,
+    rx_len: [usize; MAX_BATCH],
+    tx: Vec<u8>,
+    names: [libc::sockaddr_in6; MAX_BATCH],
+    out: [(usize, usize); MAX_BATCH],
+    out_n: usize,
+}
+
+impl BatchSocket {
+    pub fn new(sock: UdpSocket) -> io::Result<Self> {
+        sock.set_nonblocking(true)?;
+        let fd = sock.as_raw_fd();
+        for (force, plain) in [
+            (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+            (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+        ] {
+            if setsockopt_int(fd, libc::SOL_SOCKET, force, SOCKET_BUFFER_BYTES).is_err() {
+                setsockopt_int(fd, libc::SOL_SOCKET, plain, SOCKET_BUFFER_BYTES)?;
+            }
+        }
+        Ok(BatchSocket {
+            sock,
+            rx: vec![0; RX_BUF * MAX_BATCH],
+            rx_len: [0; MAX_BATCH],
+            tx: vec![0; RX_BUF * MAX_BATCH],
+            // SAFETY: plain old data, all-zero is valid.
+            names: unsafe { zeroed() },
+            out: [(0, 0); MAX_BATCH],
+            out_n: 0,
+        })
+    }
+
+    /// Receive up to a batch, waiting up to `wait` for the first datagram. Returns how many.
+    pub fn recv_batch(&mut self, wait: Duration) -> io::Result<usize> {
+        let fd = self.sock.as_raw_fd();
+        for attempt in 0..2 {
+            // SAFETY: plain old data, all-zero is valid.
+            let mut iov: [libc::iovec; MAX_BATCH] = unsafe { zeroed() };
+            // SAFETY: as above.
+            let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { zeroed() };
+            let base = self.rx.as_mut_ptr();
+            for i in 0..MAX_BATCH {
+                // SAFETY: (i + 1) * RX_BUF <= rx.len().
+                iov[i].iov_base = unsafe { base.add(i * RX_BUF) }.cast();
+                iov[i].iov_len = RX_BUF;
+                let h = &mut msgs[i].msg_hdr;
+                h.msg_iov = &mut iov[i];
+                h.msg_iovlen = 1;
+                h.msg_name = (&mut self.names[i] as *mut libc::sockaddr_in6).cast();
+                h.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            }
+            // SAFETY: MAX_BATCH initialised headers pointing into self.rx and self.names, alive
+            // and unaliased for the call; MSG_DONTWAIT; no timeout pointer.
+            let rc = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    msgs.as_mut_ptr(),
+                    MAX_BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc > 0 {
+                let n = rc as usize;
+                for (i, m) in msgs.iter().enumerate().take(n) {
+                    self.rx_len[i] = (m.msg_len as usize).min(RX_BUF);
+                }
+                return Ok(n);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => {
+                    if attempt == 1 || !wait_fd(fd, libc::POLLIN, wait)? {
+                        return Ok(0);
+                    }
+                }
+                _ => return Err(e),
+            }
+        }
+        Ok(0)
+    }
+
+    /// Datagram `i` of the last batch and the reply buffer for it.
+    pub fn split(&mut self, i: usize) -> (&[u8], &mut [u8]) {
+        let at = i * RX_BUF;
+        (
+            &self.rx[at..at + self.rx_len[i]],
+            &mut self.tx[at..at + RX_BUF],
+        )
+    }
+
+    /// Queue `len` bytes of reply buffer `i` for datagram `i`'s source.
+    pub fn queue_reply(&mut self, i: usize, len: usize) {
+        assert!(i < MAX_BATCH && len <= RX_BUF && self.out_n < MAX_BATCH);
+        self.out[self.out_n] = (i, len);
+        self.out_n += 1;
+    }
+
+    /// Send the queued replies. Returns how many could not be sent.
+    pub fn send_replies(&mut self) -> u64 {
+        let n = self.out_n;
+        self.out_n = 0;
+        if n == 0 {
+            return 0;
+        }
+        let fd = self.sock.as_raw_fd();
+        // SAFETY: plain old data, all-zero is valid.
+        let mut iov: [libc::iovec; MAX_BATCH] = unsafe { zeroed() };
+        // SAFETY: as above.
+        let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { zeroed() };
+        let base = self.tx.as_mut_ptr();
+        for k in 0..n {
+            let (i, len) = self.out[k];
+            // SAFETY: i < MAX_BATCH and len <= RX_BUF (queue_reply checks), inside self.tx.
+            iov[k].iov_base = unsafe { base.add(i * RX_BUF) }.cast();
+            iov[k].iov_len = len;
+            let h = &mut msgs[k].msg_hdr;
+            h.msg_iov = &mut iov[k];
+            h.msg_iovlen = 1;
+            h.msg_name = (&mut self.names[i] as *mut libc::sockaddr_in6).cast();
+            h.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        }
+        let mut sent = 0;
+        let mut dropped = 0;
+        let mut stalls = 0;
+        while sent < n {
+            // SAFETY: msgs[sent..n] are initialised and point into self.tx / self.names.
+            let rc = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    msgs.as_mut_ptr().add(sent),
+                    (n - sent) as libc::c_uint,
+                    0,
+                )
+            };
+            if rc > 0 {
+                sent += rc as usize;
+                continue;
+            }
+            match io::Error::last_os_error().kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock if stalls < 100 => {
+                    stalls += 1;
+                    let _ = wait_fd(fd, libc::POLLOUT, Duration::from_micros(200));
+                }
+                _ => {
+                    sent += 1;
+                    dropped += 1;
+                }
+            }
+        }
+        dropped
+    }
+}
