@@ -24,7 +24,6 @@ pub mod ownership;
 pub mod pool;
 pub mod report;
 pub mod responder;
-#[allow(unsafe_code)]
 pub mod udp;
 
 use std::io;
@@ -229,9 +228,11 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// The link-local address of `iface`, from /proc/net/if_inet6.
+/// The link-local address of `iface`, from `if_inet6` of the calling thread's network
+/// namespace (`/proc/net` shows the main thread's, which differs after a thread `setns`).
 pub fn link_local_of(iface: &str) -> io::Result<Ipv6Addr> {
-    let table = std::fs::read_to_string("/proc/net/if_inet6")?;
+    let table = std::fs::read_to_string("/proc/thread-self/net/if_inet6")
+        .or_else(|_| std::fs::read_to_string("/proc/net/if_inet6"))?;
     for line in table.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() == 6 && f[5] == iface && f[0].starts_with("fe80") {
