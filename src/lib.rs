@@ -7,6 +7,7 @@
 //! - [`config`]: TOML configuration, parsed then validated into typed config.
 //! - [`io`]: the backends that move packets (UDP sockets, AF_XDP) and drive the core.
 //! - [`cli`]: the command-line front end.
+//! - [`loadgen`]: the DHCPv6 load generator (`xdhcp6 bench`).
 #![deny(unsafe_code)]
 
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod control;
 pub mod daemon;
 pub mod io;
 pub mod lease;
+pub mod loadgen;
 pub mod proto;
 pub mod stats;
 pub mod wire;

@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# Side-by-side DHCPv6 benchmark, one command, one run:
+#   Kea 2.2 (memfile, multi-threaded), the xdhcp6 socket backend, the xdhcp6 XDP backend, and a
+#   reference responder (the generator ceiling), each driven by perfdhcp and by xdhcp6-bench,
+#   with the same pools, through a veth pair between two network namespaces.
+# Writes the "## Comparison with Kea" section of docs/benchmarks.md and docs/bench-compare.svg
+# (rate vs latency). Raw results stay in $OUT (default target/bench-compare).
+#
+# Usage: sudo scripts/bench-compare.sh [--quick] [--no-build] [--targets "kea xdhcp6-socket ..."]
+# Knobs (environment): TRIAL_SECS (3), CLIENTS (1000000), MAX_LOSS (1, percent),
+#   SERVER_CPU (1), GEN_CPU (0), CARGO_TARGET_DIR, OUT.
+# Traffic never leaves the two namespaces this script creates.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release
+OUT=${OUT:-$TARGET_DIR/bench-compare}
+TRIAL_SECS=${TRIAL_SECS:-3}
+CLIENTS=${CLIENTS:-1000000}
+MAX_LOSS=${MAX_LOSS:-1}
+SERVER_CPU=${SERVER_CPU:-1}
+GEN_CPU=${GEN_CPU:-0}
+TARGETS="responder kea xdhcp6-socket xdhcp6-xdp"
+BUILD=1
+
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --quick) TRIAL_SECS=1; CLIENTS=200000; shift ;;
+    --no-build) BUILD=0; shift ;;
+    --targets) TARGETS=$2; shift 2 ;;
+    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
+    *) echo "bench-compare: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+NS_S=xbc-srv NS_C=xbc-cli DEV_S=xbc-s DEV_C=xbc-c
+ADDR_S=2001:db8:ffff::2 ADDR_C=2001:db8:ffff::1
+SUBNET=2001:db8:1::/64 PD_PREFIX=2001:db8:8000:: PD_LEN=36 PD_DLEN=60
+GEN_POOLS=(--pool 2001:db8:1::/64 --pd-pool "$PD_PREFIX/$PD_LEN,$PD_DLEN")
+WORK=$OUT/run
+SERVER_PID=
+SEED=1
+
+log() { printf '[bench-compare] %s\n' "$*" >&2; }
+
+# --- dependencies --------------------------------------------------------------------------
+install_deps() {
+  [[ $(id -u) -eq 0 ]] || { echo "bench-compare: needs root (namespaces, apt-get)" >&2; exit 1; }
+  local need=()
+  command -v ip >/dev/null || need+=(iproute2)
+  command -v ethtool >/dev/null || need+=(ethtool)
+  command -v python3 >/dev/null || need+=(python3)
+  command -v kea-dhcp6 >/dev/null || need+=(kea-dhcp6-server)
+  command -v perfdhcp >/dev/null || need+=(kea-admin)
+  command -v taskset >/dev/null || need+=(util-linux)
+  command -v ss >/dev/null || need+=(iproute2)
+  if [[ ${#need[@]} -gt 0 ]]; then
+    log "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    # The Debian package starts a system Kea; it must not sit on port 547 of the host.
+    systemctl stop kea-dhcp6-server 2>/dev/null || true
+  fi
+}
+
+build() {
+  [[ $BUILD -eq 1 ]] || return 0
+  log "building (release)"
+  (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --bins --quiet)
+}
+
+# --- namespaces ----------------------------------------------------------------------------
+ns_down() {
+  ip netns del $NS_S 2>/dev/null || true
+  ip netns del $NS_C 2>/dev/null || true
+}
+
+ns_up() {
+  ns_down
+  ip netns add $NS_S
+  ip netns add $NS_C
+  ip link add $DEV_S type veth peer name $DEV_C
+  ip link set $DEV_S netns $NS_S
+  ip link set $DEV_C netns $NS_C
+  local ns dev addr
+  for spec in "$NS_S $DEV_S $ADDR_S" "$NS_C $DEV_C $ADDR_C"; do
+    read -r ns dev addr <<<"$spec"
+    ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$dev.accept_dad=0"
+    ip netns exec "$ns" ip link set lo up
+    ip netns exec "$ns" ip link set "$dev" up
+    ip netns exec "$ns" ip addr add "$addr/64" dev "$dev" nodad
+    # veth offloads TX checksums; AF_XDP readers would see them incomplete (BRIEF §7).
+    ip netns exec "$ns" ethtool -K "$dev" tx off >/dev/null
+  done
+  sleep 1
+}
+
+stop_server() {
+  if [[ -n $SERVER_PID ]]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+  fi
+}
+
+cleanup() { stop_server; ns_down; }
+trap cleanup EXIT
+
+# Wait until something in the server namespace listens on UDP 547 (or the process dies).
+wait_listening() {
+  for _ in $(seq 100); do
+    kill -0 "$SERVER_PID" 2>/dev/null || return 1
+    ip netns exec $NS_S ss -uln | grep -q ':547 ' && { sleep 0.5; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+
+# --- targets: each start_<target> starts a server in $NS_S or prints why it cannot ----------
+start_responder() {
+  ip netns exec $NS_S taskset -c "$SERVER_CPU" "$BIN/xdhcp6-bench" respond \
+    --listen "[::]:547" --pool 2001:db8:1::/64 --pd-pool "$PD_PREFIX/$PD_LEN,$PD_DLEN" \
+    --duration 3600 >"$WORK/responder.log" 2>&1 &
+  SERVER_PID=$!
+  # The reference responder does not join ff02::1:2: both generators send it unicast.
+  wait_listening
+}
+
+start_kea() {
+  cat >"$WORK/kea.json" <<JSON
+{ "Dhcp6": {
+  "interfaces-config": { "interfaces": [ "$DEV_S/$ADDR_S" ] },
+  "multi-threading": { "enable-multi-threading": true, "thread-pool-size": ${KEA_THREADS:-2},
+                       "packet-queue-size": 256 },
+  "lease-database": { "type": "memfile", "persist": false, "lfc-interval": 0 },
+  "server-id": { "type": "LL", "persist": false },
+  "preferred-lifetime": 3000, "valid-lifetime": 4000, "renew-timer": 1000, "rebind-timer": 2000,
+  "subnet6": [ {
+    "id": 1, "subnet": "$SUBNET", "interface": "$DEV_S", "rapid-commit": true,
+    "pools": [ { "pool": "2001:db8:1::/80" } ],
+    "pd-pools": [ { "prefix": "$PD_PREFIX", "prefix-len": $PD_LEN, "delegated-len": $PD_DLEN } ]
+  } ],
+  "loggers": [ { "name": "kea-dhcp6", "severity": "WARN",
+                 "output_options": [ { "output": "$WORK/kea.log" } ] } ]
+} }
+JSON
+  ip netns exec $NS_S taskset -c "$SERVER_CPU" kea-dhcp6 -c "$WORK/kea.json" \
+    >"$WORK/kea.out" 2>&1 &
+  SERVER_PID=$!
+  wait_listening
+}
+
+# The xdhcp6 server, socket or XDP backend.
+start_xdhcp6() {
+  local backend=$1
+  if ! "$BIN/xdhcp6" serve --help >/dev/null 2>&1; then
+    echo "this xdhcp6 binary has no 'serve' command yet"
+    return 1
+  fi
+  local dir=$WORK/xdhcp6-$backend
+  rm -rf "$dir"; mkdir -p "$dir"
+  cat >"$dir/xdhcp6.toml" <<TOML
+[server]
+interfaces = ["$DEV_S"]
+backend = "$backend"
+workers = 1
+duid_file = "$dir/duid"
+lease_file = "$dir/leases"
+control_socket = "$dir/control.sock"
+
+[[link]]
+name = "bench"
+subnet = "$SUBNET"
+interface = "$DEV_S"
+rapid_commit = true
+preferred_lifetime = 3000
+valid_lifetime = 4000
+address_pools = [{ first = "2001:db8:1::1", last = "2001:db8:1::ffff:ffff:ffff" }]
+prefix_pools = [{ prefix = "$PD_PREFIX/$PD_LEN", delegated_length = $PD_DLEN }]
+TOML
+  ip netns exec $NS_S taskset -c "$SERVER_CPU" "$BIN/xdhcp6" serve --config "$dir/xdhcp6.toml" \
+    >"$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+  if ! wait_listening; then
+    echo "xdhcp6 serve (backend=$backend) did not come up: $(tail -n 2 "$dir/server.log" | tr '\n' ' ')"
+    return 1
+  fi
+  # The XDP backend must say so; a silent fallback to sockets would mislabel the numbers.
+  if [[ $backend == xdp ]] && grep -q 'socket backend serving' "$dir/server.log"; then
+    echo "backend = \"xdp\" fell back to the socket backend: no AF_XDP data path in this build"
+    return 1
+  fi
+}
+start_xdhcp6-socket() { start_xdhcp6 socket; }
+start_xdhcp6-xdp() { start_xdhcp6 xdp; }
+
+# --- generators ----------------------------------------------------------------------------
+# xdhcp6-bench: --find-max; the trials give the rate/latency curve.
+measure_gen() {
+  local target=$1 server=()
+  # The reference responder listens on unicast only.
+  [[ $target == responder ]] && server=(--server "$ADDR_S" --bind "$ADDR_C" --bind-port 546)
+  SEED=$((SEED + 1))
+  ip netns exec $NS_C "$BIN/xdhcp6-bench" -i $DEV_C "${server[@]}" "${GEN_POOLS[@]}" \
+    --scenario sarr --clients "$CLIENTS" --seed "$SEED" --find-max --start-rate 1000 \
+    --max-loss "$MAX_LOSS" --trial-secs "$TRIAL_SECS" --timeout-ms 1000 --cpus "$GEN_CPU" \
+    --json --quiet >"$OUT/raw/$target-xdhcp6-bench.json" 2>"$WORK/$target-gen.err" || {
+      log "xdhcp6-bench against $target failed: $(tail -n 3 "$WORK/$target-gen.err")"
+      return 0
+    }
+  python3 - "$OUT/raw/$target-xdhcp6-bench.json" <<'PY' >&2
+import json, sys
+r = json.load(open(sys.argv[1])); p = r["result"]
+print(f"[bench-compare]   xdhcp6-bench: max {r['max_rate']:.0f}/s  p50 {p['latency_us']['p50']} µs  "
+      f"p99 {p['latency_us']['p99']} µs  invalid {p['invalid']}")
+PY
+}
+
+# perfdhcp has no search; climb a rate ladder until loss passes the threshold or the achieved
+# rate falls short of the target.
+measure_perfdhcp() {
+  local target=$1 out=$OUT/raw/$target-perfdhcp.jsonl dst=()
+  : >"$out"
+  [[ $target == responder ]] && dst=("$ADDR_S")
+  local rate=1000
+  while [[ $rate -le 2000000 ]]; do
+    local txt=$WORK/$target-perfdhcp-$rate.txt
+    timeout $((TRIAL_SECS + 30)) ip netns exec $NS_C taskset -c "$GEN_CPU" \
+      perfdhcp -6 -l $DEV_C -r "$rate" -R "$CLIENTS" -p "$TRIAL_SECS" "${dst[@]}" \
+      >"$txt" 2>&1 || true
+    local verdict
+    verdict=$(python3 - "$txt" "$rate" "$MAX_LOSS" <<'PY'
+import json, re, sys
+txt, rate, max_loss = open(sys.argv[1]).read(), float(sys.argv[2]), float(sys.argv[3])
+m = re.search(r"Rate: ([\d.]+)", txt)
+sent = [int(x) for x in re.findall(r"sent packets: (\d+)", txt)]
+recv = [int(x) for x in re.findall(r"received packets: (\d+)", txt)]
+avg = [float(x) for x in re.findall(r"avg delay: ([\d.]+) ms", txt)]
+if not m or len(sent) < 2:
+    print(json.dumps({"target_rate": rate, "error": txt.strip().splitlines()[-1:] }))
+    sys.exit(0)
+achieved = float(m.group(1))
+loss = 100.0 * (1 - recv[1] / sent[0]) if sent[0] else 100.0
+passed = loss <= max_loss and achieved >= 0.95 * rate
+print(json.dumps({"target_rate": rate, "achieved": achieved, "loss_pct": loss,
+                  "avg_delay_us": sum(avg) * 1000 if avg else None, "passed": passed}))
+PY
+)
+    echo "$verdict" >>"$out"
+    grep -q '"passed": true' <<<"$verdict" || break
+    rate=$((rate * 2))
+  done
+  python3 - "$out" <<'PY' >&2
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ok = [r for r in rows if r.get("passed")]
+best = max((r["achieved"] for r in ok), default=0)
+print(f"[bench-compare]   perfdhcp: max {best:.0f}/s (ladder of {len(rows)} runs)")
+PY
+}
+
+# --- main ----------------------------------------------------------------------------------
+install_deps
+build
+mkdir -p "$OUT/raw" "$WORK"
+rm -f "$OUT"/raw/*
+ns_up
+: >"$OUT/skipped.txt"
+for target in $TARGETS; do
+  log "target $target"
+  # Not in $(...): start_* must set SERVER_PID in this shell. Reasons go to a file.
+  if "start_$target" >"$WORK/why.txt"; then
+    measure_perfdhcp "$target"
+    stop_server
+    # A fresh server for the second generator: both start from an empty lease table.
+    if "start_$target" >"$WORK/why.txt"; then
+      measure_gen "$target"
+    fi
+  else
+    log "  skipped: $(cat "$WORK/why.txt")"
+    echo "$target: $(tr '\n' ' ' <"$WORK/why.txt")" >>"$OUT/skipped.txt"
+  fi
+  stop_server
+done
+
+python3 "$ROOT/scripts/bench-render.py" --raw "$OUT/raw" --skipped "$OUT/skipped.txt" \
+  --doc "$ROOT/docs/benchmarks.md" --svg "$ROOT/docs/bench-compare.svg" \
+  --trial-secs "$TRIAL_SECS" --clients "$CLIENTS" --max-loss "$MAX_LOSS" \
+  --server-cpu "$SERVER_CPU" --gen-cpu "$GEN_CPU"
+log "wrote docs/benchmarks.md (## Comparison with Kea) and docs/bench-compare.svg"

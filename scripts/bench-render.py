@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Render bench-compare.sh results: the '## Comparison with Kea' section of docs/benchmarks.md
+and an SVG plot of rate vs latency (drawn here, no plotting library needed)."""
+import argparse, datetime, glob, json, math, os, platform, re
+
+LABELS = {
+    "kea": "Kea 2.2 (memfile, MT)",
+    "xdhcp6-socket": "xdhcp6 socket backend",
+    "xdhcp6-xdp": "xdhcp6 XDP backend",
+    "responder": "reference responder",
+}
+COLORS = {"kea": "#d62728", "xdhcp6-socket": "#1f77b4", "xdhcp6-xdp": "#2ca02c",
+          "responder": "#7f7f7f"}
+ORDER = ["kea", "xdhcp6-socket", "xdhcp6-xdp", "responder"]
+
+
+def load(raw):
+    gen, perf = {}, {}
+    for f in glob.glob(os.path.join(raw, "*-xdhcp6-bench.json")):
+        t = os.path.basename(f)[: -len("-xdhcp6-bench.json")]
+        gen[t] = json.load(open(f))
+    for f in glob.glob(os.path.join(raw, "*-perfdhcp.jsonl")):
+        t = os.path.basename(f)[: -len("-perfdhcp.jsonl")]
+        rows = [json.loads(l) for l in open(f) if l.strip()]
+        perf[t] = rows
+    return gen, perf
+
+
+def perf_best(rows):
+    ok = [r for r in rows if r.get("passed")]
+    return max(ok, key=lambda r: r["achieved"]) if ok else None
+
+
+def fmt(x):
+    return "–" if x is None else f"{x:,.0f}"
+
+
+def table(gen, perf, skipped):
+    kea = gen.get("kea", {}).get("max_rate")
+    kea_p = perf_best(perf.get("kea", [])) if perf.get("kea") else None
+    lines = [
+        "| server | generator | max exchanges/s (loss ≤ threshold) | × Kea (same generator) | p50 µs | p99 µs | p99.9 µs | invalid replies |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for t in ORDER:
+        if t in skipped:
+            lines.append(f"| {LABELS[t]} | – | skipped: {skipped[t]} | | | | | |")
+            continue
+        if t in perf:
+            b = perf_best(perf[t])
+            rate = b["achieved"] if b else None
+            ratio = (rate / kea_p["achieved"]) if (b and kea_p) else None
+            avg = b.get("avg_delay_us") if b else None
+            lines.append(
+                f"| {LABELS[t]} | perfdhcp | {fmt(rate)} | {'' if ratio is None else f'{ratio:.1f}×'} "
+                f"| avg {fmt(avg)} (sum of both round trips) | – | – | – |")
+        if t in gen:
+            r = gen[t]
+            p = r["result"]
+            ratio = (r["max_rate"] / kea) if kea else None
+            lim = " (generator-limited)" if r.get("generator_limited") else ""
+            lines.append(
+                f"| {LABELS[t]} | xdhcp6-bench | {fmt(r['max_rate'])}{lim} | "
+                f"{'' if ratio is None else f'{ratio:.1f}×'} | {p['latency_us']['p50']} | "
+                f"{p['latency_us']['p99']} | {p['latency_us']['p99_9']} | {p['invalid']} |")
+    return "\n".join(lines)
+
+
+def svg(gen, path):
+    W, H, L, R, T, B = 760, 440, 70, 200, 20, 50
+    pts = {t: sorted(((tr["result"]["offered_per_s"], tr["result"]["latency_us"]["p50"],
+                        tr["result"]["latency_us"]["p99"], tr["passed"])
+                       for tr in gen[t]["trials"] if tr["result"]["completed"] > 0))
+           for t in ORDER if t in gen}
+    xs = [p[0] for v in pts.values() for p in v] or [1000, 10000]
+    ys = [max(p[1], 1) for v in pts.values() for p in v] + [max(p[2], 1) for v in pts.values() for p in v] or [10, 1000]
+    x0, x1 = math.log10(max(min(xs), 1)) - 0.1, math.log10(max(xs)) + 0.1
+    y0, y1 = math.log10(max(min(ys), 1)) - 0.1, math.log10(max(ys)) + 0.1
+    sx = lambda x: L + (math.log10(max(x, 1)) - x0) / (x1 - x0) * (W - L - R)
+    sy = lambda y: H - B - (math.log10(max(y, 1)) - y0) / (y1 - y0) * (H - T - B)
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+         f'<rect width="{W}" height="{H}" fill="white"/>',
+         f'<line x1="{L}" y1="{H-B}" x2="{W-R}" y2="{H-B}" stroke="black"/>',
+         f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H-B}" stroke="black"/>']
+    for e in range(math.floor(x0), math.ceil(x1) + 1):
+        if x0 <= e <= x1:
+            x = sx(10 ** e)
+            o.append(f'<line x1="{x:.1f}" y1="{T}" x2="{x:.1f}" y2="{H-B}" stroke="#ddd"/>')
+            o.append(f'<text x="{x:.1f}" y="{H-B+16}" text-anchor="middle">{10**e:,}</text>')
+    for e in range(math.floor(y0), math.ceil(y1) + 1):
+        if y0 <= e <= y1:
+            y = sy(10 ** e)
+            o.append(f'<line x1="{L}" y1="{y:.1f}" x2="{W-R}" y2="{y:.1f}" stroke="#ddd"/>')
+            o.append(f'<text x="{L-6}" y="{y+4:.1f}" text-anchor="end">{10**e:,}</text>')
+    o.append(f'<text x="{(L+W-R)/2}" y="{H-12}" text-anchor="middle">offered exchanges/s (Solicit-Advertise-Request-Reply), log</text>')
+    o.append(f'<text x="16" y="{(T+H-B)/2}" transform="rotate(-90 16 {(T+H-B)/2})" text-anchor="middle">exchange latency µs, log</text>')
+    ly = T + 10
+    for t, v in pts.items():
+        c = COLORS[t]
+        for idx, dash in ((2, ""), (1, ' stroke-dasharray="4 3"')):
+            d = " ".join(f"{sx(p[0]):.1f},{sy(p[idx]):.1f}" for p in v)
+            o.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="2"{dash}/>')
+        for p in v:
+            fill = c if p[3] else "white"
+            o.append(f'<circle cx="{sx(p[0]):.1f}" cy="{sy(p[2]):.1f}" r="3.5" fill="{fill}" stroke="{c}"/>')
+        o.append(f'<line x1="{W-R+10}" y1="{ly}" x2="{W-R+30}" y2="{ly}" stroke="{c}" stroke-width="2"/>')
+        o.append(f'<text x="{W-R+36}" y="{ly+4}">{LABELS[t]}</text>')
+        ly += 18
+    o.append(f'<text x="{W-R+10}" y="{ly+10}">solid: p99, dashed: p50</text>')
+    o.append(f'<text x="{W-R+10}" y="{ly+28}">hollow: trial over loss limit</text>')
+    o.append("</svg>")
+    open(path, "w").write("\n".join(o) + "\n")
+
+
+def main():
+    a = argparse.ArgumentParser()
+    for k in ("raw", "skipped", "doc", "svg"):
+        a.add_argument("--" + k, required=True)
+    for k in ("trial-secs", "clients", "max-loss", "server-cpu", "gen-cpu"):
+        a.add_argument("--" + k, required=True)
+    args = a.parse_args()
+    gen, perf = load(args.raw)
+    skipped = {}
+    if os.path.exists(args.skipped):
+        for l in open(args.skipped):
+            if ":" in l:
+                k, v = l.split(":", 1)
+                skipped[k.strip()] = v.strip().replace("|", "/")
+    kea, resp = gen.get("kea", {}), gen.get("responder", {})
+    pk, pr = perf_best(perf.get("kea", [])), perf_best(perf.get("responder", []))
+    notes = []
+    if resp and pr:
+        notes.append(f"- Generator ceiling (same reference responder, same CPU): xdhcp6-bench "
+                     f"{resp['max_rate']:,.0f}/s vs perfdhcp {pr['achieved']:,.0f}/s = "
+                     f"**{resp['max_rate']/pr['achieved']:.1f}×**.")
+    for t in ("xdhcp6-socket", "xdhcp6-xdp"):
+        if t in gen and kea.get("max_rate"):
+            notes.append(f"- {LABELS[t]} / Kea with xdhcp6-bench: "
+                         f"**{gen[t]['max_rate']/kea['max_rate']:.1f}×** "
+                         f"({gen[t]['max_rate']:,.0f} vs {kea['max_rate']:,.0f} exchanges/s).")
+    cpu = ""
+    try:
+        cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1)
+    except Exception:
+        pass
+    section = f"""## Comparison with Kea
+
+Generated by `sudo scripts/bench-compare.sh` on {datetime.date.today()} ({os.cpu_count()} cores, {cpu},
+Linux {platform.release()}). Server and generator run in two network namespaces joined by a veth
+pair; the server is pinned to CPU {args.server_cpu}, the generator to CPU {args.gen_cpu}. Load: direct clients
+(multicast Solicit from a link-local address), 4-message exchanges, IA_NA, {int(args.clients):,} emulated
+clients, {args.trial_secs} s per trial, loss threshold {args.max_loss} % (dropped + invalid exchanges). xdhcp6-bench
+searches the rate with `--find-max`; perfdhcp climbs a doubling ladder (`-r`) until its loss
+passes the threshold or it cannot reach the rate. Latency is per exchange (Solicit sent to
+Reply received) at the best passing rate. The reference responder (`xdhcp6-bench respond`, one
+thread, plain `recv_from`/`send_to`) is no DHCP server: it is there to show what each generator
+can drive. veth runs AF_XDP in copy mode only, so absolute numbers here are for comparison, not
+claims (BRIEF §4, §7). The machine is shared: other builds may run during the measurement.
+
+{table(gen, perf, skipped)}
+
+{chr(10).join(notes)}
+
+![rate vs latency]({os.path.basename(args.svg)})
+
+Raw results: `target/bench-compare/raw/*.json` (xdhcp6-bench `--json` reports, every trial) and
+`*-perfdhcp.jsonl` (one line per perfdhcp run).
+"""
+    doc = open(args.doc).read() if os.path.exists(args.doc) else "# Benchmarks\n"
+    m = re.search(r"^## Comparison with Kea\n.*?(?=^## |\Z)", doc, flags=re.S | re.M)
+    doc = doc[: m.start()] + section + "\n" + doc[m.end():] if m else doc.rstrip("\n") + "\n\n" + section
+    open(args.doc, "w").write(doc.rstrip("\n") + "\n")
+    svg(gen, args.svg)
+
+
+if __name__ == "__main__":
+    main()
