@@ -292,8 +292,12 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it,
+    // and then a short smoke run (the code paths, not the figures) is all that is wanted.
+    let smoke = !args.iter().any(|a| a == "--bench");
+    let default_sizes = if smoke { "20000" } else { "1000000,10000000" };
     let sizes: Vec<u64> = arg("--sizes")
-        .unwrap_or_else(|| "1000000,10000000".into())
+        .unwrap_or_else(|| default_sizes.into())
         .split(',')
         .map(|s| s.parse().expect("size"))
         .collect();
@@ -307,7 +311,8 @@ fn main() {
             bench_size(&dir, n, cold);
         }
     }
+    let secs = if smoke { 0.2 } else { 3.0 };
     for (threads, batch) in [(1, 1), (2, 1), (2, 32)] {
-        bench_group_commit(&dir, threads, batch, 3.0);
+        bench_group_commit(&dir, threads, batch, secs);
     }
 }

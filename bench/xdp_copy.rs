@@ -158,7 +158,13 @@ fn main() {
 
     let mut scratch = vec![0u8; 4096];
     let mut umem = vec![0u8; 2048];
-    let rounds = 100;
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it,
+    // and then a short smoke run (the code paths, not the figures) is all that is wanted.
+    let rounds = if std::env::args().any(|a| a == "--bench") {
+        100
+    } else {
+        1
+    };
     for (name, frames) in &cases {
         let mut cpu = [0u64; 2];
         // Interleaved, several times, so a busy neighbour hurts both strategies alike.
