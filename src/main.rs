@@ -62,6 +62,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Bench(args) => match xdhcp6::loadgen::main(*args) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xdhcp6 bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Stats {
             socket,
             once,

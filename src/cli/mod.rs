@@ -66,6 +66,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = LeaseFormat::Table)]
         format: LeaseFormat,
     },
+    /// Load-test a DHCPv6 server (this one or any other) with emulated clients.
+    Bench(Box<crate::loadgen::Args>),
     /// Live statistics of a running server (like top).
     Stats {
         /// Control socket of the running server.
