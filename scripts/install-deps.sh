@@ -12,6 +12,8 @@ PACKAGES=(
   dhcpcd-base       # dhcpcd
   kea-admin         # perfdhcp
   clang             # the XDP program (ebpf/)
+  libbpf-dev        # bpf/bpf_helpers.h for the XDP program
+  linux-libc-dev    # linux/bpf.h and the other kernel UAPI headers
   tcpdump           # debugging the namespaces by hand
 )
 
