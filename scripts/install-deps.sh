@@ -10,6 +10,7 @@ PACKAGES=(
   procps            # kill, ps
   isc-dhcp-client   # dhclient -6
   dhcpcd-base       # dhcpcd
+  wide-dhcpv6-client # dhcp6c
   kea-admin         # perfdhcp
   clang             # the XDP program (ebpf/)
   libbpf-dev        # bpf/bpf_helpers.h for the XDP program
@@ -36,5 +37,17 @@ fi
 
 echo "install-deps.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# The clients are only ever run by the tests, inside their namespaces: no package may start a
+# daemon on the host's interfaces. wide-dhcpv6-client would otherwise be configured to run on
+# eth0, and invoke-rc.d honours policy-rc.d's "101: action forbidden".
+echo "wide-dhcpv6-client wide-dhcpv6-client/interfaces string" | debconf-set-selections
+policy=/usr/sbin/policy-rc.d
+made_policy=""
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod 755 "$policy"
+  made_policy=1
+fi
+trap '[[ -n $made_policy ]] && rm -f "$policy"' EXIT
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
