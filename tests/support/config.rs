@@ -118,6 +118,7 @@ pub fn backend_config(interface: &str, workers: usize, dir: &Path) -> Config {
             control_group: None,
             metrics_listen: None,
             decline_quarantine_secs: 3600,
+            lease: Default::default(),
         },
         links: Vec::new(),
         xdp: Default::default(),
