@@ -210,9 +210,7 @@ fn serve(config_path: &Path, stats_file: Option<PathBuf>) -> anyhow::Result<()> 
 }
 
 /// Open `server.lease_file` and log what the open found.
-fn open_lease_table(
-    cfg: &xdhcp6::config::Config,
-) -> anyhow::Result<daemon::storage::TableStore> {
+fn open_lease_table(cfg: &xdhcp6::config::Config) -> anyhow::Result<daemon::storage::TableStore> {
     use xdhcp6::lease::table::TableError;
     let path = &cfg.server.lease_file;
     let table = daemon::storage::TableStore::open(cfg).map_err(|e| {

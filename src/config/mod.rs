@@ -19,9 +19,11 @@ mod xdp;
 
 pub use error::ConfigError;
 pub use validate::{
-    DEFAULT_CONTROL_SOCKET, DEFAULT_DECLINE_QUARANTINE_SECS, DEFAULT_DUID_FILE, DEFAULT_LEASE_FILE,
-    DEFAULT_LEASE_COMMIT_WINDOW_USECS, DEFAULT_MAX_LEASES, DEFAULT_PREFERRED_LIFETIME_SECS,
-    DEFAULT_VALID_LIFETIME_SECS, MAX_LEASE_COMMIT_WINDOW_USECS, MAX_MAX_LEASES, MIN_MAX_LEASES,
+    DEFAULT_CONTROL_SOCKET, DEFAULT_DECLINE_QUARANTINE_SECS, DEFAULT_DUID_FILE,
+    DEFAULT_LEASE_COMMIT_WINDOW_USECS, DEFAULT_LEASE_FILE, DEFAULT_LEASE_FILE_GROWTH,
+    DEFAULT_MAX_LEASES, DEFAULT_PREFERRED_LIFETIME_SECS, DEFAULT_VALID_LIFETIME_SECS,
+    LEASE_FILE_GROWTH_UNIT, LEASE_FILE_SHARDS, MAX_LEASE_COMMIT_WINDOW_USECS,
+    MAX_LEASE_FILE_GROWTH, MAX_MAX_LEASES, MIN_MAX_LEASES,
 };
 pub use xdp::{
     BusyPollSettings, RxChecksumPolicy, XdpAttachMode, XdpSettings, ZeroCopyPolicy,
@@ -182,6 +184,9 @@ pub struct LeaseSettings {
     /// Records a new lease file is allocated for at once, so serving up to that many leases
     /// never needs the file to grow (and cannot then run into a full disk).
     pub preallocate_leases: u64,
+    /// Records a new lease file grows by at a time (a multiple of
+    /// [`LEASE_FILE_GROWTH_UNIT`]); an existing file keeps the step it was created with.
+    pub file_growth: u64,
 }
 
 impl Default for LeaseSettings {
@@ -190,6 +195,7 @@ impl Default for LeaseSettings {
             durability: LeaseDurability::Mapped,
             max_leases: validate::DEFAULT_MAX_LEASES,
             preallocate_leases: 0,
+            file_growth: validate::DEFAULT_LEASE_FILE_GROWTH,
         }
     }
 }

@@ -38,6 +38,7 @@ pub(crate) struct RawServer {
     pub lease_commit_window_usecs: Option<i64>,
     pub max_leases: Option<i64>,
     pub preallocate_leases: Option<i64>,
+    pub lease_file_growth: Option<i64>,
 }
 
 /// `[defaults]`: per-link settings inherited by every `[[link]]` that does not set them.

@@ -42,6 +42,15 @@ pub const MAX_MAX_LEASES: u64 = 1 << 31;
 pub const DEFAULT_LEASE_COMMIT_WINDOW_USECS: u32 = 200;
 /// Largest `server.lease_commit_window_usecs` (every reply of a batch waits this long at least).
 pub const MAX_LEASE_COMMIT_WINDOW_USECS: u32 = 100_000;
+/// Key shards of a new lease file (more than cores; the table's own default).
+pub const LEASE_FILE_SHARDS: u64 = 64;
+/// `server.lease_file_growth` is rounded up to a multiple of this: one chunk of the table's
+/// smallest size (64 records) per shard.
+pub const LEASE_FILE_GROWTH_UNIT: u64 = LEASE_FILE_SHARDS * 64;
+/// Default of `server.lease_file_growth`: 4096 records per shard, 24 MiB a step.
+pub const DEFAULT_LEASE_FILE_GROWTH: u64 = LEASE_FILE_SHARDS * 4096;
+/// Largest `server.lease_file_growth` (the table's largest chunk in every shard).
+pub const MAX_LEASE_FILE_GROWTH: u64 = LEASE_FILE_SHARDS * (1 << 20);
 /// Default valid lifetime of addresses and prefixes.
 pub const DEFAULT_VALID_LIFETIME_SECS: u32 = 7_200;
 /// Default preferred lifetime (capped at the valid lifetime when that is set lower).
@@ -302,10 +311,27 @@ fn lease_settings(raw: &RawServer) -> Result<LeaseSettings> {
                 )
             })?,
     };
+    let file_growth = match raw.lease_file_growth {
+        None => DEFAULT_LEASE_FILE_GROWTH,
+        Some(n) => u64::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_LEASE_FILE_GROWTH).contains(n))
+            .map(|n| n.div_ceil(LEASE_FILE_GROWTH_UNIT) * LEASE_FILE_GROWTH_UNIT)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "server.lease_file_growth",
+                    format!(
+                        "{n} is out of range; expected 1 to {MAX_LEASE_FILE_GROWTH} records \
+                         (rounded up to a multiple of {LEASE_FILE_GROWTH_UNIT})"
+                    ),
+                )
+            })?,
+    };
     Ok(LeaseSettings {
         durability,
         max_leases,
         preallocate_leases,
+        file_growth,
     })
 }
 
@@ -1422,7 +1448,10 @@ mod tests {
              max_leases = 100000\npreallocate_leases = 100000",
         )
         .unwrap();
-        assert_eq!(c.durability, LeaseDurability::GroupCommit { window_usecs: 0 });
+        assert_eq!(
+            c.durability,
+            LeaseDurability::GroupCommit { window_usecs: 0 }
+        );
         assert_eq!((c.max_leases, c.preallocate_leases), (100_000, 100_000));
         assert_eq!(
             lease_cfg("lease_durability = \"group-commit\"")
@@ -1433,16 +1462,28 @@ mod tests {
             }
         );
         let err = |extra: &str| lease_cfg(extra).unwrap_err().to_string();
-        assert!(err("lease_durability = \"fsync\"").starts_with("server.lease_durability: unknown mode"));
+        assert!(err("lease_durability = \"fsync\"")
+            .starts_with("server.lease_durability: unknown mode"));
         assert!(err("lease_commit_window_usecs = 10")
             .starts_with("server.lease_commit_window_usecs: has no effect unless"));
-        assert!(err("lease_durability = \"group-commit\"\nlease_commit_window_usecs = 100001")
-            .starts_with("server.lease_commit_window_usecs: 100001 is out of range"));
+        assert!(
+            err("lease_durability = \"group-commit\"\nlease_commit_window_usecs = 100001")
+                .starts_with("server.lease_commit_window_usecs: 100001 is out of range")
+        );
         assert!(err("max_leases = 10").starts_with("server.max_leases: 10 is out of range"));
         assert!(err("max_leases = 4294967296").starts_with("server.max_leases:"));
         assert!(err("max_leases = 2000\npreallocate_leases = 2001")
             .starts_with("server.preallocate_leases: 2001 is out of range"));
         assert!(err("preallocate_leases = -1").starts_with("server.preallocate_leases:"));
+        assert_eq!(
+            lease_cfg("lease_file_growth = 1").unwrap().file_growth,
+            LEASE_FILE_GROWTH_UNIT
+        );
+        assert_eq!(
+            lease_cfg("lease_file_growth = 4097").unwrap().file_growth,
+            2 * LEASE_FILE_GROWTH_UNIT
+        );
+        assert!(err("lease_file_growth = 0").starts_with("server.lease_file_growth: 0 is out"));
     }
 
     #[test]

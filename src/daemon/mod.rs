@@ -24,9 +24,9 @@ use crate::config::{self, Config};
 use crate::control::{self, Request, Response};
 use crate::io::Handler;
 use crate::lease::{IaType, LeaseInfo, LeaseStore, Resource};
-use storage::TableStore;
 use crate::proto::{DropReason, ReplyMeta, RxMeta, Server};
 use crate::stats::{PoolUsage, ServerSnapshot, WorkerStats};
+use storage::TableStore;
 
 /// The store as the daemon holds it: chosen at start-up, shared by the core and the control
 /// plane.
@@ -182,10 +182,17 @@ impl Runtime {
                 "server.lease_durability",
                 a.lease.durability != b.lease.durability,
             ),
-            ("server.max_leases", a.lease.max_leases != b.lease.max_leases),
+            (
+                "server.max_leases",
+                a.lease.max_leases != b.lease.max_leases,
+            ),
             (
                 "server.preallocate_leases",
                 a.lease.preallocate_leases != b.lease.preallocate_leases,
+            ),
+            (
+                "server.lease_file_growth",
+                a.lease.file_growth != b.lease.file_growth,
             ),
             (
                 "server.control_socket",
@@ -362,19 +369,27 @@ pub fn offline_leases(
                 },
                 state,
             };
-            (info, e.seq, e.partner_expires, e.partner_acked, e.alloc_server)
+            (
+                info,
+                e.seq,
+                e.partner_expires,
+                e.partner_acked,
+                e.alloc_server,
+            )
         })
         .filter(|(info, ..)| filter.matches(info))
         .skip(usize::try_from(offset).unwrap_or(usize::MAX))
         .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .map(|(info, seq, partner_expires, partner_acked, alloc_server)| {
-            let mut v = lease_json(&info);
-            v["seq"] = seq.into();
-            v["partner_expires"] = partner_expires.into();
-            v["partner_acked"] = partner_acked.into();
-            v["alloc_server"] = alloc_server.into();
-            v
-        })
+        .map(
+            |(info, seq, partner_expires, partner_acked, alloc_server)| {
+                let mut v = lease_json(&info);
+                v["seq"] = seq.into();
+                v["partner_expires"] = partner_expires.into();
+                v["partner_acked"] = partner_acked.into();
+                v["alloc_server"] = alloc_server.into();
+                v
+            },
+        )
         .collect();
     Ok((leases, summary))
 }

@@ -73,6 +73,10 @@ impl TableStore {
         let mut tc = TableConfig::new(&s.lease_file);
         tc.max_records = s.lease.max_leases;
         tc.initial_records = s.lease.preallocate_leases;
+        // A new file's geometry: the growth step spread over the shards.
+        tc.shards = crate::config::LEASE_FILE_SHARDS as u32;
+        tc.chunk_records = u32::try_from(s.lease.file_growth / crate::config::LEASE_FILE_SHARDS)
+            .expect("lease_file_growth validated");
         tc.durability = match s.lease.durability {
             LeaseDurability::Mapped => Durability::Mapped,
             LeaseDurability::GroupCommit { window_usecs } => Durability::GroupCommit {
@@ -313,10 +317,7 @@ mod tests {
     }
 
     fn tmpdir(tag: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "xdhcp6-storage-{tag}-{}",
-            std::process::id()
-        ));
+        let d = std::env::temp_dir().join(format!("xdhcp6-storage-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -355,11 +356,7 @@ mod tests {
         // A second server cannot open the file while the first has it.
         let a = TableStore::open(&c).unwrap();
         let b = TableStore::open(&c);
-        assert!(
-            matches!(b, Err(TableError::Locked { .. })),
-            "{:?}",
-            b.err()
-        );
+        assert!(matches!(b, Err(TableError::Locked { .. })), "{:?}", b.err());
         assert_eq!(a.table().len(), 1);
         drop(a);
         let _ = std::fs::remove_dir_all(&dir);
