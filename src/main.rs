@@ -236,7 +236,7 @@ fn open_lease_table(cfg: &xdhcp6::config::Config) -> anyhow::Result<daemon::stor
         header_repaired = r.header_repaired,
         open_ms = r.open_ms,
         durability = ?cfg.server.lease.durability,
-        "lease table open"
+        "serving leases from the lease file"
     );
     if r.corrupt > 0 || r.header_repaired > 0 {
         tracing::warn!(
