@@ -119,12 +119,13 @@ fn serve(config_path: &Path, stats_file: Option<PathBuf>) -> anyhow::Result<()> 
     let cfg = xdhcp6::config::load_file(config_path)?;
     let shutdown = Shutdown::new()?;
     shutdown.install_signal_handlers()?;
-    // The lease file before the backend: a file another server holds must stop this one
-    // before it touches any interface.
-    let table = Arc::new(open_lease_table(&cfg)?);
     // Open the backend first: a missing interface, a busy port or missing privileges fail
     // before anything else starts.
     let backend = open_backend(&cfg)?;
+    // Then the lease file: another server running with it stops this one here (a server
+    // running on the same interfaces has already stopped it above: the port or the XDP
+    // attachment is busy). The backend is closed again on the way out.
+    let table = Arc::new(open_lease_table(&cfg)?);
     let server_duid = duid::for_config(&cfg, daemon::unix_now())
         .with_context(|| format!("server DUID file {}", cfg.server.duid_file.display()))?;
     tracing::info!(duid = %duid::format_hex(&server_duid), "server DUID");

@@ -294,16 +294,17 @@ fn missing_or_empty_lease_file_starts_cleanly() {
     assert_eq!(online(&server).len(), 1);
 }
 
-/// `serve` with a configuration whose lease file is `lease_file`; the lease file is opened
-/// before any interface is touched, so this needs no namespace.
-fn serve_fails(dir: &TempDir, lease_file: &Path) -> String {
+/// `serve` in the server namespace with a configuration whose lease file is `lease_file`;
+/// returns its error output.
+fn serve_fails(net: &NetPair, dir: &TempDir, lease_file: &Path) -> String {
     let cfg = TestConfig {
         lease_file: Some(lease_file.to_owned()),
-        ..TestConfig::new("lo")
+        ..TestConfig::new(&net.server_if)
     };
     let conf = dir.join("xdhcp6.toml");
     std::fs::write(&conf, cfg.to_toml(dir.path())).unwrap();
-    let out = Command::new("timeout")
+    let out = net
+        .server_cmd("timeout")
         .args([
             "-s",
             "KILL",
@@ -322,7 +323,7 @@ fn serve_fails(dir: &TempDir, lease_file: &Path) -> String {
 
 #[test]
 fn locked_or_foreign_lease_file_fails_start_with_a_clear_message() {
-    support::require_root();
+    let net = NetPair::new();
     let dir = TempDir::new("lease-open");
     let file: PathBuf = dir.join("leases");
     {
@@ -330,7 +331,7 @@ fn locked_or_foreign_lease_file_fails_start_with_a_clear_message() {
         let _held =
             xdhcp6::lease::table::LeaseTable::open(xdhcp6::lease::table::TableConfig::new(&file))
                 .expect("open");
-        let err = serve_fails(&dir, &file);
+        let err = serve_fails(&net, &dir, &file);
         assert!(
             err.contains("server.lease_file") && err.contains("in use by another process"),
             "{err}"
@@ -338,7 +339,7 @@ fn locked_or_foreign_lease_file_fails_start_with_a_clear_message() {
     }
     // Not a lease file.
     std::fs::write(&file, vec![0x5a; 8192]).unwrap();
-    let err = serve_fails(&dir, &file);
+    let err = serve_fails(&net, &dir, &file);
     assert!(
         err.contains("server.lease_file") && err.contains("bad header"),
         "{err}"
