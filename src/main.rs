@@ -34,9 +34,35 @@ fn main() -> ExitCode {
             limit,
             format,
         } => {
-            if file.is_some() {
-                eprintln!("xdhcp6 leases --file: the offline lease-file reader arrives with the memory-mapped lease table");
-                return ExitCode::FAILURE;
+            if let Some(file) = file {
+                let filter = match daemon::LeaseFilter::parse(
+                    duid.as_deref(),
+                    address.as_deref(),
+                    prefix.as_deref(),
+                ) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        eprintln!("xdhcp6 leases: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                return match daemon::offline_leases(&file, &filter, offset, limit) {
+                    Ok((leases, summary)) => {
+                        if summary.corrupt > 0 {
+                            eprintln!(
+                                "xdhcp6 leases: {}: {} corrupt records skipped",
+                                file.display(),
+                                summary.corrupt
+                            );
+                        }
+                        cli::print_leases(&leases, format);
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("xdhcp6 leases: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
             }
             let req = Request::Leases {
                 duid,
@@ -103,10 +129,13 @@ fn serve(config_path: &Path, stats_file: Option<PathBuf>) -> anyhow::Result<()> 
     // Open the backend first: a missing interface, a busy port or missing privileges fail
     // before anything else starts.
     let backend = open_backend(&cfg)?;
+    // Then the lease file: another server running with it stops this one here (a server
+    // running on the same interfaces has already stopped it above: the port or the XDP
+    // attachment is busy). The backend is closed again on the way out.
+    let table = Arc::new(open_lease_table(&cfg)?);
     let server_duid = duid::for_config(&cfg, daemon::unix_now())
         .with_context(|| format!("server DUID file {}", cfg.server.duid_file.display()))?;
     tracing::info!(duid = %duid::format_hex(&server_duid), "server DUID");
-    let store: daemon::DynStore = Arc::new(xdhcp6::lease::memory::MemoryStore::new());
     let (interfaces, workers, name) = match &backend {
         Backend::Socket(b) => (
             b.interfaces()
@@ -117,10 +146,10 @@ fn serve(config_path: &Path, stats_file: Option<PathBuf>) -> anyhow::Result<()> 
         ),
         Backend::Xdp(b) => (b.interfaces().to_vec(), b.workers(), "xdp"),
     };
-    let rt = Arc::new(Runtime::new(
+    let rt = Arc::new(Runtime::with_table(
         config_path,
         cfg.clone(),
-        store,
+        table,
         server_duid,
         interfaces,
         workers,
@@ -186,6 +215,47 @@ fn serve(config_path: &Path, stats_file: Option<PathBuf>) -> anyhow::Result<()> 
     stop.store(true, Ordering::Relaxed);
     let _ = housekeeping.join();
     result
+}
+
+/// Open `server.lease_file` and log what the open found.
+fn open_lease_table(cfg: &xdhcp6::config::Config) -> anyhow::Result<daemon::storage::TableStore> {
+    use xdhcp6::lease::table::TableError;
+    let path = &cfg.server.lease_file;
+    let table = daemon::storage::TableStore::open(cfg).map_err(|e| {
+        let hint = match &e {
+            TableError::Locked { .. } => {
+                "; is another xdhcp6 server running with this lease file? Stop it first"
+            }
+            TableError::BadHeader { .. } => {
+                "; it is not a lease file of this version. Move it away to start with an empty \
+                 table (`xdhcp6 leases --file` may still read it)"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!("server.lease_file: {e}{hint}")
+    })?;
+    let r = table.open_report();
+    tracing::info!(
+        path = %path.display(),
+        records = r.records,
+        corrupt = r.corrupt,
+        superseded = r.superseded,
+        orphans = r.orphans,
+        header_repaired = r.header_repaired,
+        open_ms = r.open_ms,
+        durability = ?cfg.server.lease.durability,
+        "serving leases from the lease file"
+    );
+    if r.corrupt > 0 || r.header_repaired > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            corrupt = r.corrupt,
+            header_repaired = r.header_repaired,
+            "lease file had torn or corrupt records: skipped (their slots are reused); every \
+             intact lease is served"
+        );
+    }
+    Ok(table)
 }
 
 /// The packet path `serve` runs.

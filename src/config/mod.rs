@@ -19,8 +19,11 @@ mod xdp;
 
 pub use error::ConfigError;
 pub use validate::{
-    DEFAULT_CONTROL_SOCKET, DEFAULT_DECLINE_QUARANTINE_SECS, DEFAULT_DUID_FILE, DEFAULT_LEASE_FILE,
-    DEFAULT_PREFERRED_LIFETIME_SECS, DEFAULT_VALID_LIFETIME_SECS,
+    DEFAULT_CONTROL_SOCKET, DEFAULT_DECLINE_QUARANTINE_SECS, DEFAULT_DUID_FILE,
+    DEFAULT_LEASE_COMMIT_WINDOW_USECS, DEFAULT_LEASE_FILE, DEFAULT_LEASE_FILE_GROWTH,
+    DEFAULT_MAX_LEASES, DEFAULT_PREFERRED_LIFETIME_SECS, DEFAULT_VALID_LIFETIME_SECS,
+    LEASE_FILE_GROWTH_UNIT, LEASE_FILE_SHARDS, MAX_LEASE_COMMIT_WINDOW_USECS,
+    MAX_LEASE_FILE_GROWTH, MAX_MAX_LEASES, MIN_MAX_LEASES,
 };
 pub use xdp::{
     BusyPollSettings, RxChecksumPolicy, XdpAttachMode, XdpSettings, ZeroCopyPolicy,
@@ -155,6 +158,46 @@ pub struct ServerConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// How long a declined address stays out of circulation, seconds (> 0, finite).
     pub decline_quarantine_secs: u32,
+    /// How the lease file is written and sized (`lease_durability`, `max_leases` ...).
+    pub lease: LeaseSettings,
+}
+
+/// When a granted lease counts as recorded (`server.lease_durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseDurability {
+    /// The record is in the shared file mapping before the reply leaves: survives `kill -9`
+    /// of the server, not a power loss.
+    Mapped,
+    /// As `Mapped`, and the replies of a batch leave only after its grants are on disk
+    /// (`fdatasync` shared by every batch that waits; the flusher gathers for `window_usecs`
+    /// before syncing). Survives power loss, at the cost of reply latency.
+    GroupCommit { window_usecs: u32 },
+}
+
+/// Lease file settings of `[server]`. All take effect only on restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseSettings {
+    pub durability: LeaseDurability,
+    /// The most records (≈ leases) the file may ever hold. Sizes an address-space reservation
+    /// (96 bytes a record, virtual only); a full table refuses new grants (fail closed).
+    pub max_leases: u64,
+    /// Records a new lease file is allocated for at once, so serving up to that many leases
+    /// never needs the file to grow (and cannot then run into a full disk).
+    pub preallocate_leases: u64,
+    /// Records a new lease file grows by at a time (a multiple of
+    /// [`LEASE_FILE_GROWTH_UNIT`]); an existing file keeps the step it was created with.
+    pub file_growth: u64,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> Self {
+        LeaseSettings {
+            durability: LeaseDurability::Mapped,
+            max_leases: validate::DEFAULT_MAX_LEASES,
+            preallocate_leases: 0,
+            file_growth: validate::DEFAULT_LEASE_FILE_GROWTH,
+        }
+    }
 }
 
 /// A link (RFC 8415 §4.2): a subnet the server assigns on, and how messages are matched to it.

@@ -34,6 +34,11 @@ pub(crate) struct RawServer {
     pub control_group: Option<String>,
     pub metrics_listen: Option<String>,
     pub decline_quarantine: Option<RawDuration>,
+    pub lease_durability: Option<String>,
+    pub lease_commit_window_usecs: Option<i64>,
+    pub max_leases: Option<i64>,
+    pub preallocate_leases: Option<i64>,
+    pub lease_file_growth: Option<i64>,
 }
 
 /// `[defaults]`: per-link settings inherited by every `[[link]]` that does not set them.

@@ -13,7 +13,8 @@ use super::raw::{
     RawReservation, RawServer,
 };
 use super::{
-    Backend, Config, ConfigError, DhcpOptions, Ipv6Net, Link, Reservation, ServerConfig, INFINITE,
+    Backend, Config, ConfigError, DhcpOptions, Ipv6Net, LeaseDurability, LeaseSettings, Link,
+    Reservation, ServerConfig, INFINITE,
 };
 use crate::lease::{IaType, PoolSpec};
 
@@ -28,6 +29,28 @@ pub const DEFAULT_CONTROL_SOCKET: &str = "/run/xdhcp6/control.sock";
 /// Default of `server.decline_quarantine`: one day, long enough for an operator to notice a
 /// duplicate address and short enough that a pool does not silently drain.
 pub const DEFAULT_DECLINE_QUARANTINE_SECS: u32 = 86_400;
+/// Default of `server.max_leases`: 64 Mi records, a 6 GiB address-space reservation (virtual;
+/// the file and memory grow only with the leases actually held).
+pub const DEFAULT_MAX_LEASES: u64 = 64 << 20;
+/// Smallest `server.max_leases`: below this the reservation is not worth configuring.
+pub const MIN_MAX_LEASES: u64 = 1024;
+/// Largest `server.max_leases`: record slots are numbered with 32 bits, and the table rounds
+/// the reservation up to whole rounds of chunks.
+pub const MAX_MAX_LEASES: u64 = 1 << 31;
+/// Default of `server.lease_commit_window_usecs`: how long the flusher gathers grants before
+/// a shared `fdatasync` in group-commit mode.
+pub const DEFAULT_LEASE_COMMIT_WINDOW_USECS: u32 = 200;
+/// Largest `server.lease_commit_window_usecs` (every reply of a batch waits this long at least).
+pub const MAX_LEASE_COMMIT_WINDOW_USECS: u32 = 100_000;
+/// Key shards of a new lease file (more than cores; the table's own default).
+pub const LEASE_FILE_SHARDS: u64 = 64;
+/// `server.lease_file_growth` is rounded up to a multiple of this: one chunk of the table's
+/// smallest size (64 records) per shard.
+pub const LEASE_FILE_GROWTH_UNIT: u64 = LEASE_FILE_SHARDS * 64;
+/// Default of `server.lease_file_growth`: 4096 records per shard, 24 MiB a step.
+pub const DEFAULT_LEASE_FILE_GROWTH: u64 = LEASE_FILE_SHARDS * 4096;
+/// Largest `server.lease_file_growth` (the table's largest chunk in every shard).
+pub const MAX_LEASE_FILE_GROWTH: u64 = LEASE_FILE_SHARDS * (1 << 20);
 /// Default valid lifetime of addresses and prefixes.
 pub const DEFAULT_VALID_LIFETIME_SECS: u32 = 7_200;
 /// Default preferred lifetime (capped at the valid lifetime when that is set lower).
@@ -74,6 +97,7 @@ pub(crate) fn validate(raw: RawConfig, base_dir: Option<&Path>) -> Result<Config
 // [server]
 
 fn server(raw: RawServer, base_dir: Option<&Path>) -> Result<ServerConfig> {
+    let lease = lease_settings(&raw)?;
     let interfaces = match raw.interfaces {
         None => {
             return Err(ConfigError::invalid(
@@ -224,6 +248,90 @@ fn server(raw: RawServer, base_dir: Option<&Path>) -> Result<ServerConfig> {
         control_group,
         metrics_listen,
         decline_quarantine_secs,
+        lease,
+    })
+}
+
+/// `lease_durability`, `lease_commit_window_usecs`, `max_leases`, `preallocate_leases`.
+fn lease_settings(raw: &RawServer) -> Result<LeaseSettings> {
+    let window_usecs = match raw.lease_commit_window_usecs {
+        None => DEFAULT_LEASE_COMMIT_WINDOW_USECS,
+        Some(u) => u32::try_from(u)
+            .ok()
+            .filter(|u| *u <= MAX_LEASE_COMMIT_WINDOW_USECS)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "server.lease_commit_window_usecs",
+                    format!(
+                        "{u} is out of range; expected 0 to {MAX_LEASE_COMMIT_WINDOW_USECS} \
+                         microseconds"
+                    ),
+                )
+            })?,
+    };
+    let durability = match raw.lease_durability.as_deref() {
+        None | Some("mapped") => {
+            if raw.lease_commit_window_usecs.is_some() {
+                return Err(ConfigError::invalid(
+                    "server.lease_commit_window_usecs",
+                    "has no effect unless server.lease_durability = \"group-commit\"",
+                ));
+            }
+            LeaseDurability::Mapped
+        }
+        Some("group-commit") => LeaseDurability::GroupCommit { window_usecs },
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "server.lease_durability",
+                format!("unknown mode \"{other}\"; expected \"mapped\" or \"group-commit\""),
+            ))
+        }
+    };
+    let max_leases = match raw.max_leases {
+        None => DEFAULT_MAX_LEASES,
+        Some(n) => u64::try_from(n)
+            .ok()
+            .filter(|n| (MIN_MAX_LEASES..=MAX_MAX_LEASES).contains(n))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "server.max_leases",
+                    format!("{n} is out of range; expected {MIN_MAX_LEASES} to {MAX_MAX_LEASES}"),
+                )
+            })?,
+    };
+    let preallocate_leases = match raw.preallocate_leases {
+        None => 0,
+        Some(n) => u64::try_from(n)
+            .ok()
+            .filter(|n| *n <= max_leases)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "server.preallocate_leases",
+                    format!("{n} is out of range; expected 0 to server.max_leases ({max_leases})"),
+                )
+            })?,
+    };
+    let file_growth = match raw.lease_file_growth {
+        None => DEFAULT_LEASE_FILE_GROWTH,
+        Some(n) => u64::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_LEASE_FILE_GROWTH).contains(n))
+            .map(|n| n.div_ceil(LEASE_FILE_GROWTH_UNIT) * LEASE_FILE_GROWTH_UNIT)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "server.lease_file_growth",
+                    format!(
+                        "{n} is out of range; expected 1 to {MAX_LEASE_FILE_GROWTH} records \
+                         (rounded up to a multiple of {LEASE_FILE_GROWTH_UNIT})"
+                    ),
+                )
+            })?,
+    };
+    Ok(LeaseSettings {
+        durability,
+        max_leases,
+        preallocate_leases,
+        file_growth,
     })
 }
 
@@ -1324,6 +1432,59 @@ fn net(n: &Ipv6Net) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lease_cfg(extra: &str) -> std::result::Result<LeaseSettings, ConfigError> {
+        let text = format!(
+            "[server]\ninterfaces = [\"eth0\"]\n{extra}\n[[link]]\nname = \"a\"\nsubnet = \"2001:db8:1::/64\"\n"
+        );
+        crate::config::parse_str(&text).map(|c| c.server.lease)
+    }
+
+    #[test]
+    fn lease_settings() {
+        assert_eq!(lease_cfg("").unwrap(), LeaseSettings::default());
+        let c = lease_cfg(
+            "lease_durability = \"group-commit\"\nlease_commit_window_usecs = 0\n\
+             max_leases = 100000\npreallocate_leases = 100000",
+        )
+        .unwrap();
+        assert_eq!(
+            c.durability,
+            LeaseDurability::GroupCommit { window_usecs: 0 }
+        );
+        assert_eq!((c.max_leases, c.preallocate_leases), (100_000, 100_000));
+        assert_eq!(
+            lease_cfg("lease_durability = \"group-commit\"")
+                .unwrap()
+                .durability,
+            LeaseDurability::GroupCommit {
+                window_usecs: DEFAULT_LEASE_COMMIT_WINDOW_USECS
+            }
+        );
+        let err = |extra: &str| lease_cfg(extra).unwrap_err().to_string();
+        assert!(err("lease_durability = \"fsync\"")
+            .starts_with("server.lease_durability: unknown mode"));
+        assert!(err("lease_commit_window_usecs = 10")
+            .starts_with("server.lease_commit_window_usecs: has no effect unless"));
+        assert!(
+            err("lease_durability = \"group-commit\"\nlease_commit_window_usecs = 100001")
+                .starts_with("server.lease_commit_window_usecs: 100001 is out of range")
+        );
+        assert!(err("max_leases = 10").starts_with("server.max_leases: 10 is out of range"));
+        assert!(err("max_leases = 4294967296").starts_with("server.max_leases:"));
+        assert!(err("max_leases = 2000\npreallocate_leases = 2001")
+            .starts_with("server.preallocate_leases: 2001 is out of range"));
+        assert!(err("preallocate_leases = -1").starts_with("server.preallocate_leases:"));
+        assert_eq!(
+            lease_cfg("lease_file_growth = 1").unwrap().file_growth,
+            LEASE_FILE_GROWTH_UNIT
+        );
+        assert_eq!(
+            lease_cfg("lease_file_growth = 4097").unwrap().file_growth,
+            2 * LEASE_FILE_GROWTH_UNIT
+        );
+        assert!(err("lease_file_growth = 0").starts_with("server.lease_file_growth: 0 is out"));
+    }
 
     #[test]
     fn durations() {

@@ -5,6 +5,11 @@
 //! configuration around the same lease store and swaps it in atomically ([`ArcSwap`]). Workers
 //! pick the new one up on their next packet; a packet in flight finishes on the old one. No
 //! lease is lost because the store is shared, not rebuilt.
+//!
+//! The store `serve` uses is the memory-mapped lease table ([`storage::TableStore`]); the
+//! housekeeping thread reclaims its expired records and reports when it fails closed.
+
+pub mod storage;
 
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
@@ -21,6 +26,7 @@ use crate::io::Handler;
 use crate::lease::{IaType, LeaseInfo, LeaseStore, Resource};
 use crate::proto::{DropReason, ReplyMeta, RxMeta, Server};
 use crate::stats::{PoolUsage, ServerSnapshot, WorkerStats};
+use storage::TableStore;
 
 /// The store as the daemon holds it: chosen at start-up, shared by the core and the control
 /// plane.
@@ -42,6 +48,8 @@ pub struct Runtime {
     config: ArcSwap<Config>,
     server: ArcSwap<Server<DynStore>>,
     store: DynStore,
+    /// The same store when it is the lease table: reclaim, durability barrier, status.
+    table: Option<Arc<TableStore>>,
     duid: Vec<u8>,
     /// (OS ifindex, name) of every interface the backend serves, re-applied to each rebuilt core.
     interfaces: Vec<(u32, String)>,
@@ -73,6 +81,7 @@ impl Runtime {
             config: ArcSwap::from_pointee(config),
             server: ArcSwap::from_pointee(server),
             store,
+            table: None,
             duid,
             interfaces,
             stats: (0..workers).map(|_| WorkerStats::new()).collect(),
@@ -82,6 +91,35 @@ impl Runtime {
             backend_status: std::sync::OnceLock::new(),
             reload_lock: Mutex::new(()),
         }
+    }
+
+    /// [`Runtime::new`] serving from the lease table.
+    pub fn with_table(
+        config_path: &Path,
+        config: Config,
+        table: Arc<TableStore>,
+        duid: Vec<u8>,
+        interfaces: Vec<(u32, String)>,
+        workers: usize,
+        backend: &str,
+    ) -> Self {
+        let store: DynStore = table.clone();
+        let mut rt = Self::new(
+            config_path,
+            config,
+            store,
+            duid,
+            interfaces,
+            workers,
+            backend,
+        );
+        rt.table = Some(table);
+        rt
+    }
+
+    /// The lease table, when the runtime serves from one.
+    pub fn table(&self) -> Option<&Arc<TableStore>> {
+        self.table.as_ref()
     }
 
     fn build_server(
@@ -141,6 +179,22 @@ impl Runtime {
             ("server.duid_file", a.duid_file != b.duid_file),
             ("server.lease_file", a.lease_file != b.lease_file),
             (
+                "server.lease_durability",
+                a.lease.durability != b.lease.durability,
+            ),
+            (
+                "server.max_leases",
+                a.lease.max_leases != b.lease.max_leases,
+            ),
+            (
+                "server.preallocate_leases",
+                a.lease.preallocate_leases != b.lease.preallocate_leases,
+            ),
+            (
+                "server.lease_file_growth",
+                a.lease.file_growth != b.lease.file_growth,
+            ),
+            (
                 "server.control_socket",
                 a.control_socket != b.control_socket,
             ),
@@ -160,6 +214,9 @@ impl Runtime {
                 "{key} changed; it takes effect only on restart. Keeping the running configuration"
             ));
         }
+        // The store is kept. The lease table needs no pool list: pools new in this file are
+        // registered on first use and a prefix pool whose geometry changed gets its free
+        // bitmap rebuilt then (see `storage::TableStore::open`).
         let server = Self::build_server(&new, &self.store, &self.duid, &self.interfaces);
         let summary = format!(
             "reloaded {}: {} links, {} address pools, {} prefix pools",
@@ -252,6 +309,9 @@ impl Runtime {
         if let Some(f) = self.backend_status.get() {
             status[self.backend.as_str()] = f();
         }
+        if let Some(t) = &self.table {
+            status["lease_table"] = t.status_json();
+        }
         status
     }
 
@@ -271,6 +331,67 @@ impl Runtime {
         });
         json!({ "total": matched, "offset": offset, "leases": out })
     }
+}
+
+/// `xdhcp6 leases --file`: the leases of a lease file, read without a server and without
+/// taking its lock (safe while one runs), as the same JSON objects the control socket answers
+/// plus the failover fields of each record. An active lease past its lifetime is shown as
+/// expired, as the online listing does.
+pub fn offline_leases(
+    path: &Path,
+    filter: &LeaseFilter,
+    offset: u64,
+    limit: u64,
+) -> Result<
+    (Vec<serde_json::Value>, crate::lease::table::ExportSummary),
+    crate::lease::table::TableError,
+> {
+    let now = unix_now();
+    let (entries, summary) = crate::lease::table::read_all(path)?;
+    let leases = entries
+        .into_iter()
+        .map(|e| {
+            let state = if e.state == crate::lease::BindingState::Active && e.expires_at <= now {
+                crate::lease::BindingState::Expired
+            } else {
+                e.state
+            };
+            let info = LeaseInfo {
+                duid: e.duid,
+                iaid: e.iaid,
+                ia_type: e.ia_type,
+                pool_id: e.pool_id,
+                lease: crate::lease::Lease {
+                    resource: e.resource,
+                    lifetimes: e.lifetimes,
+                    cltt: e.cltt,
+                    expires_at: e.expires_at,
+                },
+                state,
+            };
+            (
+                info,
+                e.seq,
+                e.partner_expires,
+                e.partner_acked,
+                e.alloc_server,
+            )
+        })
+        .filter(|(info, ..)| filter.matches(info))
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .map(
+            |(info, seq, partner_expires, partner_acked, alloc_server)| {
+                let mut v = lease_json(&info);
+                v["seq"] = seq.into();
+                v["partner_expires"] = partner_expires.into();
+                v["partner_acked"] = partner_acked.into();
+                v["alloc_server"] = alloc_server.into();
+                v
+            },
+        )
+        .collect();
+    Ok((leases, summary))
 }
 
 /// Lowercase hex with colons, the usual DUID notation.
@@ -386,6 +507,13 @@ impl Handler for Runtime {
     ) -> Result<ReplyMeta, DropReason> {
         self.server.load().handle(request, meta, now, out)
     }
+
+    #[inline]
+    fn durable_barrier(&self, replies: usize) -> bool {
+        self.table
+            .as_ref()
+            .is_none_or(|t| t.durable_barrier(replies))
+    }
 }
 
 /// The control socket's view of the runtime.
@@ -421,7 +549,9 @@ impl control::Handler for ControlHandler {
     }
 }
 
-/// Watches for SIGHUP and reloads; runs until `stop` is set.
+/// Watches for SIGHUP and reloads; about once a second reclaims expired leases from the lease
+/// table (a bounded budget, so workers never wait on it long) and reports a change of its
+/// fail-closed state. Runs until `stop` is set.
 pub fn spawn_housekeeping(
     rt: Arc<Runtime>,
     stop: Arc<AtomicBool>,
@@ -431,11 +561,20 @@ pub fn spawn_housekeeping(
     std::thread::Builder::new()
         .name("housekeeping".into())
         .spawn(move || {
+            const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+            let mut watch = rt.table.as_ref().map(|t| t.new_watch());
+            let mut next_tick = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 if hup.swap(false, Ordering::Relaxed) {
                     tracing::info!("SIGHUP: reloading configuration");
                     if let Err(e) = rt.reload() {
                         tracing::warn!("reload refused: {e}");
+                    }
+                }
+                if Instant::now() >= next_tick {
+                    next_tick = Instant::now() + TICK;
+                    if let (Some(t), Some(w)) = (&rt.table, watch.as_mut()) {
+                        t.housekeeping(unix_now(), w);
                     }
                 }
                 std::thread::sleep(std::time::Duration::from_millis(200));

@@ -30,6 +30,17 @@ pub trait Handler: Sync {
         now: u64,
         out: &mut [u8],
     ) -> Result<ReplyMeta, DropReason>;
+
+    /// Group commit: called by a worker after it has handled a batch of requests and before
+    /// any of the batch's `replies` leaves, on the same thread. Returns when the leases the
+    /// batch granted are on stable storage, `true` to send the replies, or `false` when they
+    /// could not be made durable (the backend then discards the replies: a client must never
+    /// be told of a lease that was not recorded). The default: nothing to wait for.
+    #[inline]
+    fn durable_barrier(&self, replies: usize) -> bool {
+        let _ = replies;
+        true
+    }
 }
 
 impl<S: LeaseStore> Handler for Server<S> {

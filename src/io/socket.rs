@@ -438,6 +438,10 @@ fn drain<H: Handler>(
                 Err(reason) => stats.drop(reason),
             }
         }
+        if !tx.is_empty() && !handler.durable_barrier(tx.len()) {
+            // The batch's grants did not reach stable storage: its replies must not leave.
+            tx.clear();
+        }
         if !tx.is_empty() {
             let o = tx.send(&l.socket);
             stats.tx.add(o.sent as u64);

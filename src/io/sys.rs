@@ -383,6 +383,16 @@ impl TxBatch {
         self.count == 0
     }
 
+    /// Replies queued so far.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Forget the queued replies without sending them.
+    pub fn clear(&mut self) {
+        self.count = 0;
+    }
+
     /// The buffer the next reply is written into, or `None` when the batch is full.
     pub fn next_buf(&mut self) -> Option<&mut [u8]> {
         if self.count == BATCH {

@@ -103,6 +103,7 @@ pub fn config() -> Config {
             control_group: None,
             metrics_listen: None,
             decline_quarantine_secs: 3600,
+            lease: Default::default(),
         },
         links: vec![lan, other],
         xdp: Default::default(),

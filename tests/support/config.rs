@@ -24,6 +24,8 @@ pub struct TestConfig {
     pub backend: String,
     /// Lines of an `[xdp]` section (none: no section).
     pub xdp: Vec<String>,
+    /// `server.lease_file` (default: `leases` in the server's directory).
+    pub lease_file: Option<std::path::PathBuf>,
 }
 
 pub const POOL_FIRST: &str = "2001:db8:1::1000";
@@ -44,6 +46,7 @@ impl TestConfig {
             extra_server: Vec::new(),
             backend: "socket".to_owned(),
             xdp: Vec::new(),
+            lease_file: None,
         }
     }
 
@@ -64,7 +67,10 @@ impl TestConfig {
         writeln!(s, "backend = \"{}\"", self.backend).unwrap();
         writeln!(s, "workers = {}", self.workers).unwrap();
         writeln!(s, "duid_file = \"{d}/server-duid\"").unwrap();
-        writeln!(s, "lease_file = \"{d}/leases\"").unwrap();
+        match &self.lease_file {
+            Some(f) => writeln!(s, "lease_file = \"{}\"", f.display()).unwrap(),
+            None => writeln!(s, "lease_file = \"{d}/leases\"").unwrap(),
+        }
         writeln!(s, "control_socket = \"{d}/control.sock\"").unwrap();
         for line in &self.extra_server {
             writeln!(s, "{line}").unwrap();
@@ -118,6 +124,7 @@ pub fn backend_config(interface: &str, workers: usize, dir: &Path) -> Config {
             control_group: None,
             metrics_listen: None,
             decline_quarantine_secs: 3600,
+            lease: Default::default(),
         },
         links: Vec::new(),
         xdp: Default::default(),

@@ -4,7 +4,6 @@
 //! second and at exit, the same `xdhcp6::stats::ServerSnapshot` the control socket answers:
 //! `workers[i].rx`, `.tx`, `.drops.<reason>` (an `xdhcp6::stats::ServerSnapshot`).
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -63,27 +62,46 @@ impl ServerProcess {
         std::fs::write(&config_file, cfg.to_toml(dir.path())).expect("write config");
         let stats_file = dir.join("stats.json");
         let log_file = dir.join("server.log");
-        let log = File::create(&log_file).expect("create server log");
+        let mut s = ServerProcess {
+            child: None,
+            dir,
+            config_file,
+            stats_file,
+            log_file,
+        };
+        s.spawn(net);
+        s
+    }
+
+    /// Start the server again after [`kill9`](Self::kill9) or [`stop`](Self::stop): same
+    /// directory, configuration, DUID file and lease file. The log is appended to.
+    pub fn restart(&mut self, net: &NetPair) {
+        assert!(self.child.is_none(), "the server is still running");
+        let _ = std::fs::remove_file(&self.stats_file);
+        self.spawn(net);
+    }
+
+    fn spawn(&mut self, net: &NetPair) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_file)
+            .expect("open server log");
         let child = net
             .server_cmd(env!("CARGO_BIN_EXE_xdhcp6"))
             .arg("serve")
             .arg("--config")
-            .arg(&config_file)
+            .arg(&self.config_file)
             .arg("--stats-file")
-            .arg(&stats_file)
+            .arg(&self.stats_file)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
             .spawn()
             .expect("spawn xdhcp6");
-        let mut s = ServerProcess {
-            child: Some(child),
-            dir,
-            config_file,
-            stats_file,
-            log_file,
-        };
+        self.child = Some(child);
+        let s = self;
         let up = wait_for(Duration::from_secs(10), || {
             if s.stats_file.exists() {
                 return Some(true);
@@ -99,7 +117,26 @@ impl ServerProcess {
             "xdhcp6 serve did not come up within 10 s; its log:\n{}",
             s.log()
         );
-        s
+    }
+
+    /// The control socket.
+    pub fn control_socket(&self) -> PathBuf {
+        self.dir.join("control.sock")
+    }
+
+    /// The lease file the configuration names.
+    pub fn lease_file(&self) -> PathBuf {
+        let text = std::fs::read_to_string(&self.config_file).expect("config file");
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("lease_file = "))
+            .expect("lease_file in config");
+        PathBuf::from(line.trim_matches('"'))
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
     /// The server's process id.

@@ -308,6 +308,15 @@ fn drive<H: Handler>(
             }
         }
     }
+    if n_tx > 0 && handler.is_some_and(|h| !h.durable_barrier(n_tx)) {
+        // The batch's grants did not reach stable storage: its replies must not leave; their
+        // frames go back to the fill ring.
+        for d in &sc.tx[..n_tx] {
+            sc.recycle[n_recycle] = d.addr;
+            n_recycle += 1;
+        }
+        n_tx = 0;
+    }
     let sent = s.xsk.transmit(&sc.tx[..n_tx]);
     if sent < n_tx {
         stats.io_drop(IoDrop::TxRingFull, (n_tx - sent) as u64);
