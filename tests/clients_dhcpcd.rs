@@ -50,9 +50,8 @@ fn run(
     (client.output(), b, stats)
 }
 
-#[test]
-fn dhcpcd_gets_an_address_and_a_prefix() {
-    let (out, b, stats) = run(false, false);
+/// The BOUND6 event names an address (IAID 1) and a prefix (IAID 2).
+fn assert_address_and_prefix(b: &std::collections::BTreeMap<String, String>) {
     assert!(
         b.contains_key("new_dhcp6_ia_na1_ia_addr1"),
         "no address: {b:#?}"
@@ -61,6 +60,12 @@ fn dhcpcd_gets_an_address_and_a_prefix() {
         b.contains_key("new_dhcp6_ia_pd1_prefix1"),
         "no prefix: {b:#?}"
     );
+}
+
+#[test]
+fn dhcpcd_gets_an_address_and_a_prefix() {
+    let (out, b, stats) = run(false, false);
+    assert_address_and_prefix(&b);
     assert_eq!(
         b.get("new_dhcp6_ia_pd1_prefix1_length").map(String::as_str),
         Some("56")
@@ -75,14 +80,7 @@ fn dhcpcd_gets_an_address_and_a_prefix() {
 #[test]
 fn dhcpcd_rapid_commit_skips_the_advertise() {
     let (out, b, stats) = run(true, true);
-    assert!(
-        b.contains_key("new_dhcp6_ia_na1_ia_addr1"),
-        "no address: {b:#?}"
-    );
-    assert!(
-        b.contains_key("new_dhcp6_ia_pd1_prefix1"),
-        "no prefix: {b:#?}"
-    );
+    assert_address_and_prefix(&b);
     assert!(out.contains("REPLY6 received"), "{out}");
     assert!(
         !out.contains("ADV"),

@@ -628,15 +628,21 @@ fn several_ias_get_distinct_resources_and_per_ia_status() {
     assert_eq!((rep.ia_na[0].t1, rep.ia_na[0].t2), (0, 0));
 }
 
-#[test]
-fn many_ias_are_cut_cleanly() {
-    let s = server();
+/// A Request (transaction id 1) with `n` empty IA_NAs, IAIDs 0 to `n - 1`.
+fn request_with_ia_nas(n: u32) -> Msg {
     let mut m = Msg::new(M::Request, 1)
         .client(CLIENT_DUID)
         .server(SERVER_DUID);
-    for i in 0..40 {
+    for i in 0..n {
         m = m.ia_na(i, &[]);
     }
+    m
+}
+
+#[test]
+fn many_ias_are_cut_cleanly() {
+    let s = server();
+    let m = request_with_ia_nas(40);
     // Plenty of room: 16 kept by the parser (the fixed maximum), all answered.
     let rep = run(&s, &m, multicast()).unwrap().1;
     assert_eq!(parse(&rep).ia_na.len(), xdhcp6::wire::dhcpv6::MAX_IAS);
@@ -730,6 +736,11 @@ fn reservations_win_and_are_never_given_to_others() {
     assert_eq!((got[0].addr, got[0].valid), (a, 7200));
 }
 
+/// A relay level's hop count, link-address and peer-address.
+fn hop(level: &xdhcp6::wire::dhcpv6::RelayRepr<'_>) -> (u8, Ipv6Addr, Ipv6Addr) {
+    (level.hop_count, level.link_address, level.peer_address)
+}
+
 #[test]
 fn relayed_two_levels_with_interface_id_echoed() {
     let s = server();
@@ -756,22 +767,11 @@ fn relayed_two_levels_with_interface_id_echoed() {
     assert_eq!(levels.len(), 2);
     assert_eq!(levels[0].msg_type, M::RelayRepl);
     assert_eq!(
-        (
-            levels[0].hop_count,
-            levels[0].link_address,
-            levels[0].peer_address
-        ),
+        hop(&levels[0]),
         (1, ip("2001:db8:1::1"), ip("2001:db8:2::1"))
     );
     assert_eq!(levels[0].interface_id, Some(&b"uplink"[..]));
-    assert_eq!(
-        (
-            levels[1].hop_count,
-            levels[1].link_address,
-            levels[1].peer_address
-        ),
-        (0, ip("2001:db8:2::1"), ip("fe80::2"))
-    );
+    assert_eq!(hop(&levels[1]), (0, ip("2001:db8:2::1"), ip("fe80::2")));
     assert_eq!(levels[1].interface_id, Some(&b"port-1"[..]));
     let adv = parse(msg);
     assert_eq!(adv.transaction_id, 0x42);
@@ -1148,12 +1148,7 @@ fn rebind_after_lost_bindings_recreates_the_same_lease() {
 #[test]
 fn ias_beyond_the_limit_are_answered_not_ignored() {
     let s = server();
-    let mut m = Msg::new(M::Request, 1)
-        .client(CLIENT_DUID)
-        .server(SERVER_DUID);
-    for i in 0..40 {
-        m = m.ia_na(i, &[]);
-    }
+    let mut m = request_with_ia_nas(40);
     for i in 0..20 {
         m = m.ia_pd(100 + i, &[]);
     }

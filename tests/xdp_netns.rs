@@ -10,15 +10,18 @@
 //! in-place rewriting (addresses, ports, VLAN tags, checksum), TX, counters, attach and detach.
 //! The real server on this backend, with real clients, is tests/xdp_server.rs.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv6Addr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::netns::{attach_xdp_object, in_netns, run, run_stdout, xdp_attached};
+use support::raw::{hw_addr, icmp6_echo, ifindex, send_raw, udp_frame, RawRx};
+use support::{require_root, unique_id, wait_for, TempDir};
 
 const RESPONDER: &str = env!("CARGO_BIN_EXE_xdp-responder");
 const SERVER_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
@@ -27,32 +30,6 @@ const SERVER_GUA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
 const CLIENT_GUA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2);
 const ALL_DHCP: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
 const WAIT: Duration = Duration::from_secs(2);
-
-fn require_root() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().nth(1))
-        .unwrap_or("?");
-    assert_eq!(
-        euid, "0",
-        "the XDP netns tests need root (network namespaces, veth, XDP, AF_XDP): run them as root"
-    );
-}
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd} (is it installed?): {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Two namespaces joined by a veth pair; deleted on drop.
 struct Lab {
@@ -66,12 +43,7 @@ struct Lab {
 impl Lab {
     fn new() -> Lab {
         require_root();
-        static N: AtomicU32 = AtomicU32::new(0);
-        let id = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            N.fetch_add(1, Ordering::Relaxed)
-        );
+        let id = format!("{}{}", std::process::id() % 100_000, unique_id());
         let lab = Lab {
             server_ns: format!("xd6t-{id}-s"),
             client_ns: format!("xd6t-{id}-c"),
@@ -107,18 +79,17 @@ impl Lab {
         // Carrier comes up asynchronously (linkwatch); the multicast route that sending to
         // ff02::1:2 needs appears only then.
         for (ns, dev) in [(s, xs), (c, xc)] {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !run(
-                "ip",
-                &[
-                    "-n", ns, "-6", "route", "show", "table", "local", "dev", dev,
-                ],
-            )
-            .contains("ff00::/8")
-            {
-                assert!(Instant::now() < deadline, "{dev} in {ns} did not come up");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_for(Duration::from_secs(5), || {
+                run_stdout(
+                    "ip",
+                    &[
+                        "-n", ns, "-6", "route", "show", "table", "local", "dev", dev,
+                    ],
+                )
+                .contains("ff00::/8")
+                .then_some(())
+            })
+            .unwrap_or_else(|| panic!("{dev} in {ns} did not come up"));
         }
         lab
     }
@@ -136,11 +107,13 @@ impl Lab {
     }
 
     fn xdp_attached(&self) -> bool {
-        run(
-            "ip",
-            &["-n", &self.server_ns, "link", "show", "dev", &self.xs],
-        )
-        .contains("xdp")
+        xdp_attached(&self.server_ns, &self.xs)
+    }
+
+    /// Attach the program in `obj` to the server side through netlink (see
+    /// [`attach_xdp_object`]).
+    fn attach_xdp_object(&self, obj: &str) {
+        attach_xdp_object(&self.server_ns, &self.xs, obj);
     }
 }
 
@@ -150,31 +123,6 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
-}
-
-/// Run `f` on a thread that has joined network namespace `ns`.
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let file =
-                    std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns exists");
-                // SAFETY: setns on a valid namespace fd; it changes only this thread's netns.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .expect("netns thread panicked")
-    })
-}
-
-fn ifindex(name: &str) -> u32 {
-    let c = std::ffi::CString::new(name).unwrap();
-    // SAFETY: valid NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    assert_ne!(i, 0, "no interface {name}");
-    i
 }
 
 /// The `xdp-responder` binary running in the server namespace.
@@ -363,70 +311,6 @@ fn direct_and_relayed_requests_are_answered_through_af_xdp() {
     assert!(!lab.xdp_attached(), "program detached on clean exit");
 }
 
-/// ICMPv6 echo with a raw socket (no `ping` binary needed); true if answered.
-fn icmp6_echo(dst: Ipv6Addr, scope: u32) -> bool {
-    // SAFETY: plain socket(2); the kernel fills in the ICMPv6 checksum for raw ICMPv6 sockets.
-    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6) };
-    assert!(
-        fd >= 0,
-        "raw ICMPv6 socket: {}",
-        std::io::Error::last_os_error()
-    );
-    let tv = libc::timeval {
-        tv_sec: 1,
-        tv_usec: 0,
-    };
-    // SAFETY: valid option pointer and length.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of_val(&tv) as u32,
-        );
-    }
-    // SAFETY: sockaddr_in6 is plain data.
-    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-    sa.sin6_family = libc::AF_INET6 as u16;
-    sa.sin6_addr.s6_addr = dst.octets();
-    sa.sin6_scope_id = scope;
-    let req = [128u8, 0, 0, 0, 0x12, 0x34, 0, 1, b'x', b'd'];
-    let mut ok = false;
-    for _ in 0..3 {
-        // SAFETY: buffer and address are valid for the call.
-        unsafe {
-            libc::sendto(
-                fd,
-                req.as_ptr().cast(),
-                req.len(),
-                0,
-                (&sa as *const libc::sockaddr_in6).cast(),
-                std::mem::size_of_val(&sa) as u32,
-            );
-        }
-        let mut buf = [0u8; 1500];
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < deadline {
-            // SAFETY: receives into our buffer.
-            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n <= 0 {
-                break;
-            }
-            if buf[0] == 129 && buf[4..6] == [0x12, 0x34] {
-                ok = true;
-                break;
-            }
-        }
-        if ok {
-            break;
-        }
-    }
-    // SAFETY: we own fd.
-    unsafe { libc::close(fd) };
-    ok
-}
-
 #[test]
 fn icmpv6_and_tcp_still_work_while_attached() {
     let lab = Lab::new();
@@ -482,7 +366,7 @@ fn vlan_tagged_request_is_answered_with_the_tag() {
     // Raw frames with the tag inside the frame, as a trunk port delivers them (a tag offloaded
     // into metadata would be invisible to XDP; see BRIEF §7). The server has no VLAN device:
     // only the XDP path can answer.
-    let (tci, reply) = lab.client(|| {
+    let reply = lab.client(|| {
         let mac = hw_addr(&lab.xc);
         let req = udp_frame(
             &[7],
@@ -496,243 +380,25 @@ fn vlan_tagged_request_is_answered_with_the_tag() {
         let rx = RawRx::open(&lab.xc);
         for _ in 0..3 {
             send_raw(&lab.xc, &req);
-            if let Some(got) = rx.recv_reply([1, 2, 3]) {
+            if let Some(got) = rx.recv_reply([1, 2, 3], Some(7)) {
                 return got;
             }
         }
         panic!("no reply to a VLAN-tagged Solicit");
     });
-    assert_eq!(tci & 0x0fff, 7, "reply carries VLAN 7");
-    assert_eq!(reply[..4], [7, 1, 2, 3]);
+    assert_eq!(reply.tci & 0x0fff, 7, "reply carries VLAN 7");
+    assert_eq!(reply.payload[..4], [7, 1, 2, 3]);
     let stats = r.stop();
     assert!(total(&stats, "tx") >= 1, "{stats}");
 }
 
-fn hw_addr(dev: &str) -> [u8; 6] {
-    // SAFETY: SIOCGIFHWADDR on a datagram socket with a zeroed ifreq naming `dev`.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET6, libc::SOCK_DGRAM, 0);
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        for (d, b) in ifr.ifr_name.iter_mut().zip(dev.bytes()) {
-            *d = b as libc::c_char;
-        }
-        assert_eq!(libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut ifr), 0);
-        libc::close(fd);
-        let sa = ifr.ifr_ifru.ifru_hwaddr.sa_data;
-        [
-            sa[0] as u8,
-            sa[1] as u8,
-            sa[2] as u8,
-            sa[3] as u8,
-            sa[4] as u8,
-            sa[5] as u8,
-        ]
-    }
-}
-
-/// Ethernet (+ 802.1Q tags) / IPv6 / UDP with a correct checksum.
-fn udp_frame(
-    tags: &[u16],
-    src_mac: [u8; 6],
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    sport: u16,
-    dport: u16,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut f = vec![0x33, 0x33, 0, 1, 0, 2];
-    f.extend_from_slice(&src_mac);
-    for t in tags {
-        f.extend_from_slice(&[0x81, 0x00]);
-        f.extend_from_slice(&t.to_be_bytes());
-    }
-    f.extend_from_slice(&[0x86, 0xdd]);
-    let ulen = (8 + payload.len()) as u16;
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&ulen.to_be_bytes());
-    f.extend_from_slice(&[17, 1]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&dst.octets());
-    let udp_at = f.len();
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&dport.to_be_bytes());
-    f.extend_from_slice(&ulen.to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    let mut acc: u64 = 0;
-    let mut add = |b: &[u8]| {
-        for c in b.chunks(2) {
-            acc += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-        }
-    };
-    add(&src.octets());
-    add(&dst.octets());
-    add(&u32::from(ulen).to_be_bytes());
-    add(&[0, 17]);
-    add(&f[udp_at..]);
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    let sum = !(acc as u16);
-    let sum = if sum == 0 { 0xffff } else { sum };
-    f[udp_at + 6..udp_at + 8].copy_from_slice(&sum.to_be_bytes());
-    f
-}
-
-/// An AF_PACKET receiver that reports VLAN tags, inline or (after the kernel untagged the
-/// frame) through PACKET_AUXDATA.
-struct RawRx(i32);
-
-impl RawRx {
-    fn open(dev: &str) -> RawRx {
-        // SAFETY: socket/bind/setsockopt with valid, correctly sized arguments.
-        unsafe {
-            let fd = libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW,
-                i32::from((libc::ETH_P_ALL as u16).to_be()),
-            );
-            assert!(fd >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
-            let on: i32 = 1;
-            libc::setsockopt(
-                fd,
-                libc::SOL_PACKET,
-                libc::PACKET_AUXDATA,
-                (&on as *const i32).cast(),
-                4,
-            );
-            let tv = libc::timeval {
-                tv_sec: 1,
-                tv_usec: 0,
-            };
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of_val(&tv) as u32,
-            );
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-            sll.sll_ifindex = ifindex(dev) as i32;
-            assert_eq!(
-                libc::bind(
-                    fd,
-                    (&sll as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of_val(&sll) as u32
-                ),
-                0
-            );
-            RawRx(fd)
-        }
-    }
-
-    /// The first incoming DHCPv6 Reply (type 7) with transaction id `xid`: (VLAN TCI, payload).
-    fn recv_reply(&self, xid: [u8; 3]) -> Option<(u16, Vec<u8>)> {
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < deadline {
-            let mut buf = [0u8; 2048];
-            let mut cbuf = [0u64; 64];
-            let mut iov = libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
-            };
-            // SAFETY: msghdr points at live buffers of the stated sizes.
-            let (n, aux_tci) = unsafe {
-                let mut msg: libc::msghdr = std::mem::zeroed();
-                msg.msg_iov = &mut iov;
-                msg.msg_iovlen = 1;
-                msg.msg_control = cbuf.as_mut_ptr().cast();
-                msg.msg_controllen = std::mem::size_of_val(&cbuf);
-                let n = libc::recvmsg(self.0, &mut msg, 0);
-                if n <= 0 {
-                    return None;
-                }
-                let mut tci = None;
-                let mut c = libc::CMSG_FIRSTHDR(&msg);
-                while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA
-                    {
-                        let aux = &*(libc::CMSG_DATA(c) as *const libc::tpacket_auxdata);
-                        if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 {
-                            tci = Some(aux.tp_vlan_tci);
-                        }
-                    }
-                    c = libc::CMSG_NXTHDR(&msg, c);
-                }
-                (n as usize, tci)
-            };
-            let f = &buf[..n];
-            let (tci, l3) = if f.get(12..14) == Some(&[0x81, 0x00]) {
-                (Some(u16::from_be_bytes([f[14], f[15]])), 18)
-            } else {
-                (aux_tci, 14)
-            };
-            let udp = l3 + 40;
-            if f.len() < udp + 12 || f[l3 - 2..l3] != [0x86, 0xdd] || f[l3 + 6] != 17 {
-                continue;
-            }
-            let payload = &f[udp + 8..];
-            if u16::from_be_bytes([f[udp + 2], f[udp + 3]]) == 546
-                && payload[0] == 7
-                && payload[1..4] == xid
-            {
-                return Some((tci.unwrap_or(0), payload.to_vec()));
-            }
-        }
-        None
-    }
-}
-
-impl Drop for RawRx {
-    fn drop(&mut self) {
-        // SAFETY: we own the descriptor.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-/// Send one raw Ethernet frame from the client namespace.
-fn send_raw(dev: &str, frame: &[u8]) {
-    // SAFETY: plain socket(2), sendto with a valid sockaddr_ll and buffer, close.
-    unsafe {
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-        assert!(fd >= 0);
-        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = ifindex(dev) as i32;
-        sll.sll_halen = 6;
-        let n = libc::sendto(
-            fd,
-            frame.as_ptr().cast(),
-            frame.len(),
-            0,
-            (&sll as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of_val(&sll) as u32,
-        );
-        assert_eq!(
-            n,
-            frame.len() as isize,
-            "raw send: {}",
-            std::io::Error::last_os_error()
-        );
-        libc::close(fd);
-    }
-}
-
+/// A client's untagged frame to ff02::1:2 port 547, with UDP checksum `checksum` in place of
+/// the correct one.
 fn dhcp_frame(payload: &[u8], checksum: u16) -> Vec<u8> {
-    let mut f = vec![0x33, 0x33, 0, 1, 0, 2, 0x02, 0, 0, 0, 0, 2, 0x86, 0xdd];
-    let ulen = (8 + payload.len()) as u16;
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&ulen.to_be_bytes());
-    f.extend_from_slice(&[17, 1]);
-    f.extend_from_slice(&CLIENT_LL.octets());
-    f.extend_from_slice(&ALL_DHCP.octets());
-    f.extend_from_slice(&546u16.to_be_bytes());
-    f.extend_from_slice(&547u16.to_be_bytes());
-    f.extend_from_slice(&ulen.to_be_bytes());
-    f.extend_from_slice(&checksum.to_be_bytes());
-    f.extend_from_slice(payload);
+    let mac = [0x02, 0, 0, 0, 0, 2];
+    let mut f = udp_frame(&[], mac, CLIENT_LL, ALL_DHCP, 546, 547, payload);
+    // Ethernet 14 + IPv6 40, then the UDP checksum at 6..8.
+    f[14 + 40 + 6..14 + 40 + 8].copy_from_slice(&checksum.to_be_bytes());
     f
 }
 
@@ -770,22 +436,7 @@ fn restart_after_sigkill_and_stale_program_attaches_cleanly() {
 
     // A program left attached through netlink (how older loaders and `ip` attach; such a
     // program outlives its process), as a crashed run of another loader would leave it.
-    run(
-        "ip",
-        &[
-            "-n",
-            &lab.server_ns,
-            "link",
-            "set",
-            "dev",
-            &lab.xs,
-            "xdpgeneric",
-            "obj",
-            xdhcp6::io::xdp::OBJECT_PATH,
-            "sec",
-            "xdp",
-        ],
-    );
+    lab.attach_xdp_object(xdhcp6::io::xdp::OBJECT_PATH);
     assert!(lab.xdp_attached());
 
     let r = lab.start(&["--mode", "fake"]);
@@ -799,23 +450,7 @@ fn restart_after_sigkill_and_stale_program_attaches_cleanly() {
 #[test]
 fn foreign_program_is_not_replaced() {
     let lab = Lab::new();
-    let obj = xdhcp6::io::xdp::FOREIGN_TEST_OBJECT_PATH;
-    run(
-        "ip",
-        &[
-            "-n",
-            &lab.server_ns,
-            "link",
-            "set",
-            "dev",
-            &lab.xs,
-            "xdpgeneric",
-            "obj",
-            obj,
-            "sec",
-            "xdp",
-        ],
-    );
+    lab.attach_xdp_object(xdhcp6::io::xdp::FOREIGN_TEST_OBJECT_PATH);
     let out = Command::new("ip")
         .args([
             "netns",
@@ -844,9 +479,12 @@ fn unprivileged_start_names_the_missing_capabilities() {
     let lab = Lab::new();
     // A copy the unprivileged user can surely execute (the build tree may be under a private
     // home directory).
-    let bin = std::env::temp_dir().join(format!("xd6t-responder-{}", std::process::id()));
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("responder");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.join("xdp-responder");
     std::fs::copy(RESPONDER, &bin).expect("copy responder");
-    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = Command::new("ip")
         .args([
             "netns",
@@ -864,7 +502,6 @@ fn unprivileged_start_names_the_missing_capabilities() {
         ])
         .output()
         .expect("setpriv");
-    let _ = std::fs::remove_file(&bin);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     for cap in ["CAP_NET_ADMIN", "CAP_BPF", "CAP_NET_RAW"] {

@@ -16,9 +16,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::clients::{dhclient, exchange, perf_num, perfdhcp, Events};
+use support::clients::{dhclient, exchange, perfdhcp_exchanges, Events};
 use support::config::{TestConfig, PD_LEN};
-use support::netns::{in_netns, run, NetPair, SERVER_GLOBAL};
+use support::netns::{attach_xdp_object, in_netns, xdp_attached, NetPair, SERVER_GLOBAL};
 use support::raw::{hw_addr, icmp6_echo, ifindex, send_raw, solicit, udp_frame, RawRx};
 use support::server::ServerProcess;
 
@@ -29,14 +29,6 @@ fn program_counter(status: &Value, name: &str) -> u64 {
     status["xdp"]["programs"][0][name]
         .as_u64()
         .unwrap_or_else(|| panic!("no XDP program counter {name} in status {status:#}"))
-}
-
-fn xdp_attached(net: &NetPair) -> bool {
-    let out = run(
-        "ip",
-        &["-n", &net.server_ns, "link", "show", "dev", &net.server_if],
-    );
-    String::from_utf8_lossy(&out.stdout).contains("xdp")
 }
 
 /// The stats file and `status` agree that this server runs on AF_XDP, and the program steered
@@ -64,7 +56,10 @@ fn bound<'a>(ev: &'a Events, key: &str) -> Option<&'a String> {
 fn dhclient_gets_an_address_and_a_prefix_through_af_xdp() {
     let net = NetPair::new();
     let mut server = ServerProcess::start(&net, &TestConfig::xdp(&net.server_if));
-    assert!(xdp_attached(&net), "program attached while serving");
+    assert!(
+        xdp_attached(&net.server_ns, &net.server_if),
+        "program attached while serving"
+    );
     let mut client = dhclient(&net, &["-N", "-P"]);
     let ev = client
         .wait_events(Duration::from_secs(20), |ev| {
@@ -95,7 +90,10 @@ fn dhclient_gets_an_address_and_a_prefix_through_af_xdp() {
     // SIGTERM: clean exit, program detached.
     let (status, _) = server.stop();
     assert!(status.success(), "exit status {status}\n{}", server.log());
-    assert!(!xdp_attached(&net), "program detached on SIGTERM");
+    assert!(
+        !xdp_attached(&net.server_ns, &net.server_if),
+        "program detached on SIGTERM"
+    );
 }
 
 const CLIENTS: u64 = 200;
@@ -105,32 +103,7 @@ const CLIENTS: u64 = 200;
 fn perfdhcp_over_xdp(extra: &[&str]) {
     let net = NetPair::new();
     let server = ServerProcess::start(&net, &TestConfig::xdp(&net.server_if));
-    let n = CLIENTS.to_string();
-    let mut args = vec!["-r", "100", "-n", &n, "-R", &n];
-    args.extend_from_slice(extra);
-    let (stats, report) = perfdhcp(&net, &args, Duration::from_secs(30));
-    for block in ["SOLICIT-ADVERTISE", "REQUEST-REPLY"] {
-        assert_eq!(
-            perf_num(&stats, block, "rejected leases", &report),
-            0,
-            "{block}: rejected leases\n{report}"
-        );
-        assert_eq!(
-            perf_num(&stats, block, "non unique addresses", &report),
-            0,
-            "{block}: duplicates\n{report}"
-        );
-    }
-    let sent = perf_num(&stats, "SOLICIT-ADVERTISE", "sent packets", &report);
-    let done = perf_num(&stats, "REQUEST-REPLY", "received packets", &report);
-    assert_eq!(sent, CLIENTS, "{report}");
-    // perfdhcp stops the moment it has sent its last Solicit; the last exchange or two can be
-    // cut off on its side.
-    assert!(
-        done + 2 >= CLIENTS,
-        "only {done} of {CLIENTS} four-message exchanges completed\n{report}\n{}",
-        server.log()
-    );
+    let done = perfdhcp_exchanges(&net, &server, CLIENTS, extra);
     let s = server.wait_stats(Duration::from_secs(3), |s| s.answered() >= 2 * done);
     assert!(s.answered() >= 2 * done, "{s:?}");
     assert_eq!(s.io_dropped(), 0, "{s:?}");
@@ -215,7 +188,7 @@ fn vlan_tagged_client_is_answered_with_the_tag() {
         let rx = RawRx::open(&client_if);
         for _ in 0..5 {
             send_raw(&client_if, &req);
-            if let Some(got) = rx.recv_reply(xid) {
+            if let Some(got) = rx.recv_reply(xid, None) {
                 return got;
             }
         }
@@ -252,7 +225,10 @@ fn restart_after_sigkill_attaches_cleanly() {
     assert!(solicit_answered(&net, [1, 1, 1]), "{}", first.log());
     first.kill9();
     // The program was attached through a BPF link, which died with the process.
-    assert!(!xdp_attached(&net), "nothing left attached after kill -9");
+    assert!(
+        !xdp_attached(&net.server_ns, &net.server_if),
+        "nothing left attached after kill -9"
+    );
 
     let second = ServerProcess::start(&net, &cfg);
     assert!(solicit_answered(&net, [2, 2, 2]), "{}", second.log());
@@ -264,22 +240,7 @@ fn restart_replaces_a_stale_program_of_ours() {
     let net = NetPair::new();
     // A program left attached through netlink (outlives its process), as a crashed loader of
     // another kind would leave it.
-    run(
-        "ip",
-        &[
-            "-n",
-            &net.server_ns,
-            "link",
-            "set",
-            "dev",
-            &net.server_if,
-            "xdpgeneric",
-            "obj",
-            xdhcp6::io::xdp::OBJECT_PATH,
-            "sec",
-            "xdp",
-        ],
-    );
+    attach_xdp_object(&net.server_ns, &net.server_if, xdhcp6::io::xdp::OBJECT_PATH);
     let server = ServerProcess::start(&net, &TestConfig::xdp(&net.server_if));
     assert!(solicit_answered(&net, [3, 3, 3]), "{}", server.log());
     assert!(server.log().contains("stale"), "{}", server.log());
@@ -318,7 +279,7 @@ fn unprivileged_serve_names_what_is_missing() {
     for what in ["CAP_NET_ADMIN", "CAP_BPF", "CAP_IPC_LOCK"] {
         assert!(stderr.contains(what), "the error names {what}: {stderr}");
     }
-    assert!(!xdp_attached(&net));
+    assert!(!xdp_attached(&net.server_ns, &net.server_if));
 }
 
 #[test]

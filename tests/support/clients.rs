@@ -12,6 +12,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use super::netns::{enter_netns, NetPair};
+use super::server::ServerProcess;
 use super::{require_tool, wait_for, TempDir};
 
 /// A client hook script's invocations: one map of variables per call, `reason` included.
@@ -240,6 +241,45 @@ pub fn perf_num(stats: &PerfStats, block: &str, key: &str, report: &str) -> u64 
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("perfdhcp report has no `{key}` under {block}:\n{report}"))
+}
+
+/// Run perfdhcp for `clients` four-message exchanges (`-r 100 -n N -R N`, then `extra`)
+/// against `server`, and check that no lease was rejected, no address went to two clients,
+/// every Solicit was sent and all but the last two exchanges completed. Returns how many
+/// completed.
+pub fn perfdhcp_exchanges(
+    net: &NetPair,
+    server: &ServerProcess,
+    clients: u64,
+    extra: &[&str],
+) -> u64 {
+    let n = clients.to_string();
+    let mut args = vec!["-r", "100", "-n", &n, "-R", &n];
+    args.extend_from_slice(extra);
+    let (stats, report) = perfdhcp(net, &args, Duration::from_secs(30));
+    for block in ["SOLICIT-ADVERTISE", "REQUEST-REPLY"] {
+        assert_eq!(
+            perf_num(&stats, block, "rejected leases", &report),
+            0,
+            "{block}: rejected leases\n{report}"
+        );
+        assert_eq!(
+            perf_num(&stats, block, "non unique addresses", &report),
+            0,
+            "{block}: duplicates\n{report}"
+        );
+    }
+    let sent = perf_num(&stats, "SOLICIT-ADVERTISE", "sent packets", &report);
+    let done = perf_num(&stats, "REQUEST-REPLY", "received packets", &report);
+    // perfdhcp stops the moment it has sent its last Solicit, so the last exchange or two can
+    // be cut off on its side; everything else must complete.
+    assert_eq!(sent, clients, "{report}");
+    assert!(
+        done + 2 >= clients,
+        "only {done} of {clients} four-message exchanges completed\n{report}\n{}",
+        server.log()
+    );
+    done
 }
 
 /// Send `packets` from the client namespace as a DHCPv6 client would (from port 546 to

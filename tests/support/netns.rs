@@ -26,6 +26,38 @@ pub fn run(cmd: &str, args: &[&str]) -> Output {
     out
 }
 
+/// Run a command like [`run`] and return its standard output as text.
+pub fn run_stdout(cmd: &str, args: &[&str]) -> String {
+    String::from_utf8_lossy(&run(cmd, args).stdout).into_owned()
+}
+
+/// Whether an XDP program is attached to `dev` in namespace `ns`.
+pub fn xdp_attached(ns: &str, dev: &str) -> bool {
+    run_stdout("ip", &["-n", ns, "link", "show", "dev", dev]).contains("xdp")
+}
+
+/// Attach the XDP program in object file `obj` (section `xdp`) to `dev` in namespace `ns`
+/// through netlink, generic mode: such a program outlives the process that attached it, as a
+/// crashed loader would leave it.
+pub fn attach_xdp_object(ns: &str, dev: &str, obj: &str) {
+    run(
+        "ip",
+        &[
+            "-n",
+            ns,
+            "link",
+            "set",
+            "dev",
+            dev,
+            "xdpgeneric",
+            "obj",
+            obj,
+            "sec",
+            "xdp",
+        ],
+    );
+}
+
 /// A server namespace and a client namespace joined by a veth pair. Dropping it kills what
 /// still runs inside and deletes both namespaces (which deletes the veth pair).
 pub struct NetPair {

@@ -179,8 +179,9 @@ impl RawRx {
         }
     }
 
-    /// The first incoming DHCPv6 message to port 546 with transaction id `xid`, within 1 s.
-    pub fn recv_reply(&self, xid: [u8; 3]) -> Option<RawReply> {
+    /// The first incoming DHCPv6 message to port 546 with transaction id `xid` (and of type
+    /// `msg_type`, when given), within 1 s.
+    pub fn recv_reply(&self, xid: [u8; 3], msg_type: Option<u8>) -> Option<RawReply> {
         let deadline = Instant::now() + Duration::from_secs(1);
         while Instant::now() < deadline {
             let mut buf = [0u8; 2048];
@@ -228,7 +229,10 @@ impl RawRx {
                 continue;
             }
             let payload = &f[udp + 8..];
-            if u16::from_be_bytes([f[udp + 2], f[udp + 3]]) == 546 && payload[1..4] == xid {
+            if u16::from_be_bytes([f[udp + 2], f[udp + 3]]) == 546
+                && msg_type.is_none_or(|t| payload[0] == t)
+                && payload[1..4] == xid
+            {
                 let addr =
                     |at: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&f[at..at + 16]).unwrap());
                 return Some(RawReply {
