@@ -469,15 +469,33 @@ fn overlapping_pools_are_rejected() {
 }
 
 #[test]
-fn pool_ids_are_unique_in_file_order() {
+fn pool_ids_are_unique_and_do_not_depend_on_file_order() {
     let text = format!(
         "{}{LINK_B}address_pools = [{{ first = \"2001:db8:2::1\", last = \"2001:db8:2::9\" }}]\n",
         with("address_pools = [{ first = \"2001:db8:1::1\", last = \"2001:db8:1::9\" }]\nprefix_pools = [{ prefix = \"2001:db8:100::/40\", delegated_length = 56 }]")
     );
     let c = accepts(&text);
-    assert_eq!(c.links[0].address_pools[0].id, 1);
-    assert_eq!(c.links[0].prefix_pools[0].id, 2);
-    assert_eq!(c.links[1].address_pools[0].id, 3);
+    let ids = [
+        c.links[0].address_pools[0].id,
+        c.links[0].prefix_pools[0].id,
+        c.links[1].address_pools[0].id,
+    ];
+    assert!(ids.iter().all(|&i| i != 0));
+    assert_eq!(
+        ids.iter().collect::<std::collections::HashSet<_>>().len(),
+        3,
+        "{ids:?}"
+    );
+    // A pool inserted before the others, and a range grown at its end, keep every id.
+    let text2 = format!(
+        "{}{LINK_B}address_pools = [{{ first = \"2001:db8:2::1\", last = \"2001:db8:2::99\" }}]\n",
+        with("address_pools = [{ first = \"2001:db8:1::a:0\", last = \"2001:db8:1::a:9\" }, { first = \"2001:db8:1::1\", last = \"2001:db8:1::9\" }]\nprefix_pools = [{ prefix = \"2001:db8:100::/40\", delegated_length = 56 }]")
+    );
+    let c2 = accepts(&text2);
+    assert_eq!(c2.links[0].address_pools[1].id, ids[0]);
+    assert_eq!(c2.links[0].prefix_pools[0].id, ids[1]);
+    assert_eq!(c2.links[1].address_pools[0].id, ids[2]);
+    assert!(!ids.contains(&c2.links[0].address_pools[0].id));
 }
 
 // --- lifetimes and timers ------------------------------------------------------------------------

@@ -89,6 +89,7 @@ pub(crate) fn validate(raw: RawConfig, base_dir: Option<&Path>) -> Result<Config
         links.push(link(i, rl, &defaults, &server, &mut next_pool_id)?);
     }
     cross_checks(&raw.link, &links)?;
+    assign_pool_ids(&mut links);
     let xdp = super::xdp::validate(raw.xdp)?;
     Ok(Config { server, links, xdp })
 }
@@ -633,6 +634,36 @@ fn check_timers(t1: u32, k1: &str, t2: u32, k2: &str, preferred: u32, kp: &str) 
         ));
     }
     Ok(())
+}
+
+/// Give every pool an id derived from what it is (type, first address or prefix, length), not
+/// from where it stands in the file: leases in the lease file name their pool by id, so
+/// reordering pools, inserting one, or moving a range's last address must not strand them.
+/// Pools never overlap (checked above), so (type, base, len) is unique; the rare 32-bit hash
+/// collision is resolved by probing in address order, which again does not depend on the file.
+fn assign_pool_ids(links: &mut [super::Link]) {
+    let mut pools: Vec<&mut PoolSpec> = links
+        .iter_mut()
+        .flat_map(|l| l.address_pools.iter_mut().chain(l.prefix_pools.iter_mut()))
+        .collect();
+    pools.sort_by_key(|p| (u128::from(p.base), p.len, p.ia_type));
+    let mut used = std::collections::HashSet::with_capacity(pools.len());
+    for p in pools {
+        let mut h: u32 = 0x811c_9dc5;
+        let kind = match p.ia_type {
+            crate::lease::IaType::Na => 3u8,
+            crate::lease::IaType::Pd => 25u8,
+        };
+        for b in [kind, p.len].iter().chain(p.base.octets().iter()) {
+            h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+        }
+        // 0 is never a pool id.
+        let mut id = h.max(1);
+        while !used.insert(id) {
+            id = id.wrapping_add(1).max(1);
+        }
+        p.id = id;
+    }
 }
 
 fn take_id(next: &mut u32, key: &str) -> Result<u32> {
