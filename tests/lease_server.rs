@@ -418,6 +418,14 @@ fn full_disk_fails_closed_and_keeps_the_recorded_leases() {
     let status = server.status();
     let refused = status["lease_table"]["refused_writes"].as_u64().unwrap();
     assert!(refused > 0, "{status}");
+    // The operator sees it in the stats too (and in the metrics, from the same snapshot).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xdhcp6"))
+        .args(["stats", "--once", "--json", "--socket"])
+        .arg(server.dir.join("control.sock"))
+        .output()
+        .unwrap();
+    let snap: xdhcp6::stats::ServerSnapshot = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(snap.lease_writes_refused >= refused, "{snap:?}");
 
     // Fresh clients: each one is either granted a lease that is then listed, or told
     // NoAddrsAvail and has nothing in the table.

@@ -192,6 +192,13 @@ pub fn render(cur: &ServerSnapshot, prev: Option<&ServerSnapshot>) -> String {
         );
     }
     let _ = writeln!(out, "\nactive leases: {}", cur.leases_active);
+    if cur.lease_writes_refused > 0 {
+        let _ = writeln!(
+            out,
+            "LEASE STORE FAILING CLOSED: {} grants refused (disk full or I/O error; see the log)",
+            cur.lease_writes_refused
+        );
+    }
     match &cur.failover {
         None => {
             let _ = writeln!(out, "failover: not configured");

@@ -203,6 +203,17 @@ pub fn render(s: &ServerSnapshot) -> String {
     }
     header(&mut o, "xdhcp6_leases_active", "gauge", "Active bindings.");
     let _ = writeln!(o, "xdhcp6_leases_active {}", s.leases_active);
+    header(
+        &mut o,
+        "xdhcp6_lease_writes_refused_total",
+        "counter",
+        "Grants the lease store refused to record (full disk, I/O error: fail closed).",
+    );
+    let _ = writeln!(
+        o,
+        "xdhcp6_lease_writes_refused_total {}",
+        s.lease_writes_refused
+    );
     if let Some(f) = &s.failover {
         header(
             &mut o,

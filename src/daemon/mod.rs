@@ -288,6 +288,7 @@ impl Runtime {
                 .collect(),
             pools,
             leases_active,
+            lease_writes_refused: self.table.as_ref().map_or(0, |t| t.refused_writes()),
             failover: None,
         }
     }

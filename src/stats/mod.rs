@@ -393,6 +393,9 @@ pub struct ServerSnapshot {
     pub workers: Vec<WorkerSnapshot>,
     pub pools: Vec<PoolUsage>,
     pub leases_active: u64,
+    /// Grants the lease store refused to record (full disk, I/O error: fail closed).
+    #[serde(default)]
+    pub lease_writes_refused: u64,
     pub failover: Option<FailoverSnapshot>,
 }
 
