@@ -56,9 +56,10 @@ fn minimal_example() {
     assert_eq!(l.subnet.len, 64);
     assert_eq!(l.address_pools.len(), 1);
     let p = l.address_pools[0];
+    assert_ne!(p.id, 0);
     assert_eq!(
-        (p.id, p.ia_type, p.base, p.len, p.count),
-        (1, IaType::Na, a("2001:db8:1::1000"), 128, 0xf000)
+        (p.ia_type, p.base, p.len, p.count),
+        (IaType::Na, a("2001:db8:1::1000"), 128, 0xf000)
     );
     assert!(l.prefix_pools.is_empty());
     assert_eq!((l.preferred_lifetime, l.valid_lifetime), (3600, 7200));
@@ -142,11 +143,13 @@ fn isp_edge_example() {
     assert!(mgmt.prefix_pools.is_empty());
     assert_ne!(mgmt.valid_lifetime, INFINITE);
 
-    // Pool ids are unique across the configuration, numbered in file order.
+    // Pool ids are unique across the configuration and never 0.
     let ids: Vec<u32> = c
         .links
         .iter()
         .flat_map(|l| l.address_pools.iter().chain(&l.prefix_pools).map(|p| p.id))
         .collect();
-    assert_eq!(ids, (1..=ids.len() as u32).collect::<Vec<_>>());
+    let unique: std::collections::HashSet<u32> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    assert!(!ids.contains(&0));
 }
