@@ -240,7 +240,8 @@ fn new_key_shard() -> KeyShard {
         chunks: 0,
         fresh: 0,
         deferred: VecDeque::new(),
-        active: HashMap::new(),
+        active: PoolCounts::default(),
+        journal: None,
         reclaim_pos: 0,
         records: 0,
     }
@@ -461,7 +462,7 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
                                 ks.keys.insert(m.ktag, m.slot);
                             }
                             if m.active {
-                                *ks.active.entry(m.pool_id).or_insert(0) += 1;
+                                *ks.active.get_mut(m.pool_id) += 1;
                             }
                             ks.records += 1;
                             if let Some(p) = pools.get(&m.pool_id) {
