@@ -58,12 +58,33 @@ impl Region {
 
     /// Ask the kernel to read ahead and map the first `len` bytes in one go, so the open scan
     /// does not take one page fault per 4 KiB. Advisory: errors (old kernels) are ignored.
-    pub fn prefault(&self, len: usize) {
-        let len = len.min(self.valid_len());
-        let _ = self._map.advise_range(memmap2::Advice::WillNeed, 0, len);
+    /// `off..off + len` (clamped to the backed part); the open scan calls it per chunk from
+    /// each scan thread, so the page-table work is spread over the threads.
+    pub fn prefault(&self, off: usize, len: usize) {
+        let end = off.saturating_add(len).min(self.valid_len());
+        if off >= end {
+            return;
+        }
+        // `madvise` wants a page-aligned start.
+        let start = off & !4095;
         let _ = self
             ._map
-            .advise_range(memmap2::Advice::PopulateRead, 0, len);
+            .advise_range(memmap2::Advice::PopulateRead, start, end - start);
+    }
+
+    /// Tell the kernel the whole backed file will be read in order (open scan), so read-ahead
+    /// of a cold file is aggressive. Advisory.
+    pub fn advise_sequential(&self) {
+        let len = self.valid_len();
+        let _ = self._map.advise_range(memmap2::Advice::Sequential, 0, len);
+        let _ = self._map.advise_range(memmap2::Advice::WillNeed, 0, len);
+    }
+
+    /// Back to normal (random) access after the scan.
+    pub fn advise_normal(&self) {
+        let _ = self
+            ._map
+            .advise_range(memmap2::Advice::Normal, 0, self.valid_len());
     }
 
     pub fn valid_len(&self) -> usize {
