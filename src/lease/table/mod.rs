@@ -12,10 +12,12 @@
 //!   rebuilt from the records at open.
 //! - Lock order: key shard → pool registry (read or write) → pool bitmap → resource shard. At
 //!   most one lock of each kind is held at a time.
-//! - Records referenced by an index are never modified: an update writes a new record into a
-//!   free slot of the same shard, repoints the indexes, then frees the old slot. A `kill -9` at
-//!   any moment leaves either the old or the new record intact (both, at worst, and the higher
-//!   update sequence number wins at open).
+//! - Updates: in `Mapped` mode a record is updated in place, its new version first written to
+//!   the shard's journal slot (see `rewrite_in_place`); in group-commit mode copy-on-write (a
+//!   new record in a free slot of the same shard, indexes repointed, the old slot freed once
+//!   the new one is durable). A `kill -9` at any moment leaves either the old or the new record
+//!   intact (both, at worst, and the higher update sequence number wins at open). The identity
+//!   bytes of an indexed record (key, pool, resource) are never written.
 #![allow(clippy::too_many_arguments)]
 
 mod bitmap;
@@ -651,7 +653,8 @@ impl Inner {
         }
     }
 
-    /// Copy-on-write update of the record in `old_slot` (referenced by both indexes).
+    /// Update of the record in `old_slot` (referenced by both indexes): in place in `Mapped`
+    /// mode, copy-on-write in group-commit mode.
     fn update(
         &self,
         ks: &mut KeyShard,
@@ -667,7 +670,7 @@ impl Inner {
         self.rewrite(ks, shard, ktag, old_slot, old, new)
     }
 
-    /// Copy-on-write of `old_slot` as `new`, sequence number as set by the caller.
+    /// Rewrite `old_slot` as `new`, sequence number as set by the caller.
     fn rewrite(
         &self,
         ks: &mut KeyShard,
