@@ -157,6 +157,37 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
         ops,
         || renew(&mut rng, &mut buf, n.min(16 * 1024)),
     );
+    // The same over batches of 32 keys (an RX batch): `lookup_many` hashes the batch and
+    // prefetches its buckets and records, then each client is renewed.
+    timed(
+        &format!("N={n}: lookup_many(32)+renew, random"),
+        ops,
+        || {
+            let mut bufs = [[0u8; 14]; 32];
+            let mut out = [None; 32];
+            let mut k = 0;
+            while k < ops {
+                for b in bufs.iter_mut() {
+                    let i = rng.next() % n;
+                    duid(b, i);
+                }
+                let keys: Vec<BindingKey<'_>> = bufs
+                    .iter()
+                    .map(|b| BindingKey {
+                        duid: &b[..],
+                        iaid: 1,
+                        ia_type: IaType::Na,
+                    })
+                    .collect();
+                t.lookup_many(&keys, &pool, 1_000_001, &mut out);
+                for (key, l) in keys.iter().zip(&out) {
+                    t.bind(key, 1, l.unwrap().resource, LT, 1_000_001 + k)
+                        .unwrap();
+                    k += 1;
+                }
+            }
+        },
+    );
     timed(&format!("N={n}: lookup, random clients"), ops, || {
         for _ in 0..ops {
             let i = rng.next() % n;

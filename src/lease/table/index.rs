@@ -86,6 +86,12 @@ impl Index {
         }
     }
 
+    /// Prefetch the bucket `tag` hashes to (batched lookups).
+    #[inline]
+    pub fn prefetch(&self, tag: u32) {
+        super::map::prefetch_ptr(&self.entries[self.home(tag)]);
+    }
+
     pub fn insert(&mut self, tag: u32, slot: u32) {
         assert!(slot != u32::MAX);
         if (self.len + 1) * 20 > self.entries.len() * 17 {

@@ -10,9 +10,11 @@
 //! SIGBUS.
 //!
 //! Concurrency contract (upheld by the table, see `docs/lease-table.md`): a byte range is
-//! written only by the thread that holds the lock of the shard owning it, and a range that an
-//! index refers to is never written (updates are copy-on-write). Reads of a range happen under
-//! a lock that orders them after the write that filled it.
+//! written only by the thread that holds the lock of the key shard owning it. Other threads
+//! (holding only a resource-shard lock) read just the *identity* bytes of an indexed record
+//! (IA type, prefix length, pool id, address), which are never written while an index refers
+//! to the record; in-place updates write only the other bytes. Reads of a range happen under a
+//! lock that orders them after the write that filled it.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -56,12 +58,33 @@ impl Region {
 
     /// Ask the kernel to read ahead and map the first `len` bytes in one go, so the open scan
     /// does not take one page fault per 4 KiB. Advisory: errors (old kernels) are ignored.
-    pub fn prefault(&self, len: usize) {
-        let len = len.min(self.valid_len());
-        let _ = self._map.advise_range(memmap2::Advice::WillNeed, 0, len);
+    /// `off..off + len` (clamped to the backed part); the open scan calls it per chunk from
+    /// each scan thread, so the page-table work is spread over the threads.
+    pub fn prefault(&self, off: usize, len: usize) {
+        let end = off.saturating_add(len).min(self.valid_len());
+        if off >= end {
+            return;
+        }
+        // `madvise` wants a page-aligned start.
+        let start = off & !4095;
         let _ = self
             ._map
-            .advise_range(memmap2::Advice::PopulateRead, 0, len);
+            .advise_range(memmap2::Advice::PopulateRead, start, end - start);
+    }
+
+    /// Tell the kernel the whole backed file will be read in order (open scan), so read-ahead
+    /// of a cold file is aggressive. Advisory.
+    pub fn advise_sequential(&self) {
+        let len = self.valid_len();
+        let _ = self._map.advise_range(memmap2::Advice::Sequential, 0, len);
+        let _ = self._map.advise_range(memmap2::Advice::WillNeed, 0, len);
+    }
+
+    /// Back to normal (random) access after the scan.
+    pub fn advise_normal(&self) {
+        let _ = self
+            ._map
+            .advise_range(memmap2::Advice::Normal, 0, self.valid_len());
     }
 
     pub fn valid_len(&self) -> usize {
@@ -115,6 +138,33 @@ impl Region {
         unsafe { std::ptr::write_volatile(self.base.add(off), v) };
     }
 
+    /// Store one byte, then a release fence: the stores after it are not moved before it (an
+    /// in-place update first marks the slot empty, then rewrites it, then sets the state).
+    #[inline]
+    pub fn write_u8_fenced(&self, off: usize, v: u8) {
+        self.check(off, 1);
+        // SAFETY: in bounds (checked above) and owned by the caller per the module contract. A
+        // single-byte volatile store cannot tear.
+        unsafe { std::ptr::write_volatile(self.base.add(off), v) };
+        std::sync::atomic::fence(Ordering::Release);
+    }
+
+    /// Hint that the record at `off` will be read soon (batched lookups): a prefetch, never a
+    /// fault. Out-of-range offsets are ignored.
+    #[inline]
+    pub fn prefetch(&self, off: usize) {
+        if off.saturating_add(64) > self.valid_len.load(Ordering::Relaxed) {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch has no architectural effect (it cannot fault, even on an unmapped
+        // address); the address is inside the live mapping anyway (checked above).
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(self.base.add(off) as *const i8);
+        }
+    }
+
     /// Read one byte.
     #[inline]
     pub fn read_u8(&self, off: usize) -> u8 {
@@ -122,6 +172,20 @@ impl Region {
         // SAFETY: in bounds (checked above); owned by the caller per the module contract.
         unsafe { std::ptr::read_volatile(self.base.add(off)) }
     }
+}
+
+/// Prefetch the cache line holding `p` (index buckets in batched lookups). No effect on other
+/// architectures.
+#[inline]
+pub fn prefetch_ptr<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch has no architectural effect and cannot fault, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Read-only mapping of a whole file, for offline inspection.

@@ -12,10 +12,12 @@
 //!   rebuilt from the records at open.
 //! - Lock order: key shard → pool registry (read or write) → pool bitmap → resource shard. At
 //!   most one lock of each kind is held at a time.
-//! - Records referenced by an index are never modified: an update writes a new record into a
-//!   free slot of the same shard, repoints the indexes, then frees the old slot. A `kill -9` at
-//!   any moment leaves either the old or the new record intact (both, at worst, and the higher
-//!   update sequence number wins at open).
+//! - Updates: in `Mapped` mode a record is updated in place, its new version first written to
+//!   the shard's journal slot (see `rewrite_in_place`); in group-commit mode copy-on-write (a
+//!   new record in a free slot of the same shard, indexes repointed, the old slot freed once
+//!   the new one is durable). A `kill -9` at any moment leaves either the old or the new record
+//!   intact (both, at worst, and the higher update sequence number wins at open). The identity
+//!   bytes of an indexed record (key, pool, resource) are never written.
 #![allow(clippy::too_many_arguments)]
 
 mod bitmap;
@@ -200,10 +202,37 @@ struct KeyShard {
     /// Group commit: superseded slots to free once their epoch is durable.
     deferred: std::collections::VecDeque<(u64, u32)>,
     /// Active records per pool.
-    active: HashMap<u32, u64>,
+    active: PoolCounts,
+    /// Mapped mode: the slot an in-place update first writes its new record to (empty between
+    /// updates), so a `kill -9` in the middle of the in-place write loses nothing.
+    journal: Option<u32>,
     /// Next position (in shard-local slot order) for `reclaim`.
     reclaim_pos: u64,
     records: u64,
+}
+
+/// Counters per pool id: a short list (a server has a handful of pools), cheaper than hashing.
+#[derive(Default)]
+struct PoolCounts(Vec<(u32, u64)>);
+
+impl PoolCounts {
+    fn get_mut(&mut self, pool: u32) -> &mut u64 {
+        let i = match self.0.iter().position(|&(p, _)| p == pool) {
+            Some(i) => i,
+            None => {
+                self.0.push((pool, 0));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    fn get(&self, pool: u32) -> u64 {
+        self.0
+            .iter()
+            .find(|&&(p, _)| p == pool)
+            .map_or(0, |&(_, c)| c)
+    }
 }
 
 struct ResShard {
@@ -417,14 +446,26 @@ impl Inner {
         best
     }
 
-    fn find_res(&self, rs: &ResShard, tag: u32, res: Resource) -> Option<(u32, Record)> {
-        rs.res.find(tag, |slot| {
-            let raw = self.region.read::<RECORD_SIZE>(self.slot_offset(slot));
-            if !record::raw_resource_matches(&raw, res) {
-                return None;
-            }
-            Some((slot, self.read_main(slot)))
-        })
+    /// The slot holding `res`. Reads only the identity bytes of records (which may belong to
+    /// other key shards, updated in place meanwhile: see `map.rs`).
+    fn find_res(&self, rs: &ResShard, tag: u32, res: Resource) -> Option<u32> {
+        rs.res
+            .find(tag, |slot| (self.identity(slot).1 == res).then_some(slot))
+    }
+
+    /// Pool id and resource of an indexed record, read from its identity bytes only.
+    fn identity(&self, slot: u32) -> (u32, Resource) {
+        let off = self.slot_offset(slot);
+        let len = self.region.read_u8(off + record::PREFIX_LEN_OFFSET);
+        let pool = record::rd_u32(&self.region.read::<4>(off + record::POOL_OFFSET));
+        let addr = self.region.read::<16>(off + record::ADDR_OFFSET);
+        (
+            pool,
+            Resource {
+                addr: Ipv6Addr::from(addr),
+                len,
+            },
+        )
     }
 
     fn rshard(&self, res: Resource) -> (u32, usize) {
@@ -597,7 +638,7 @@ impl Inner {
         let was = old == Some(BindingState::Active);
         let is = new == Some(BindingState::Active);
         if was != is {
-            let c = ks.active.entry(pool).or_insert(0);
+            let c = ks.active.get_mut(pool);
             if is {
                 *c += 1;
             } else {
@@ -612,7 +653,8 @@ impl Inner {
         }
     }
 
-    /// Copy-on-write update of the record in `old_slot` (referenced by both indexes).
+    /// Update of the record in `old_slot` (referenced by both indexes): in place in `Mapped`
+    /// mode, copy-on-write in group-commit mode.
     fn update(
         &self,
         ks: &mut KeyShard,
@@ -628,7 +670,7 @@ impl Inner {
         self.rewrite(ks, shard, ktag, old_slot, old, new)
     }
 
-    /// Copy-on-write of `old_slot` as `new`, sequence number as set by the caller.
+    /// Rewrite `old_slot` as `new`, sequence number as set by the caller.
     fn rewrite(
         &self,
         ks: &mut KeyShard,
@@ -639,9 +681,13 @@ impl Inner {
         new: &mut Record,
     ) -> Result<(), StoreError> {
         debug_assert_eq!(old.resource, new.resource);
-        let slot = self.alloc_slot(ks, shard)?;
+        debug_assert_eq!(old.pool_id, new.pool_id);
         new.duid_inline = old.duid_inline;
         new.duid_len = old.duid_len;
+        if self.durable.group.is_none() {
+            return self.rewrite_in_place(ks, shard, ktag, old_slot, old, new);
+        }
+        let slot = self.alloc_slot(ks, shard)?;
         self.write_record(slot, &new.encode());
         let was_keyed = old.state.is_keyed();
         let is_keyed = new.state.is_keyed();
@@ -657,6 +703,59 @@ impl Inner {
             "resource index lost a record"
         );
         self.retire(ks, old_slot);
+        Self::account(ks, new.pool_id, Some(old.state), Some(new.state));
+        Ok(())
+    }
+
+    /// `Mapped` mode: update the record in `slot` where it is. The new record is first written
+    /// to the shard's journal slot (state byte last), then the slot is marked empty, its
+    /// mutable bytes rewritten and its state byte set, then the journal is emptied again. A
+    /// `kill -9` at any point leaves a complete copy (old in place, or new in the journal, or
+    /// both: open keeps the higher sequence number) and no torn record. The resource index is
+    /// not touched (same slot), nor the key index unless the record enters or leaves a keyed
+    /// state. Not for group commit: a power loss may write back the journal and the slot's page
+    /// in any order, so that mode keeps copy-on-write.
+    fn rewrite_in_place(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        ktag: u32,
+        slot: u32,
+        old: &Record,
+        new: &Record,
+    ) -> Result<(), StoreError> {
+        let journal = match ks.journal {
+            Some(j) => j,
+            None => {
+                let j = self.alloc_slot(ks, shard)?;
+                ks.journal = Some(j);
+                j
+            }
+        };
+        let bytes = new.encode();
+        self.write_record(journal, &bytes);
+        let off = self.slot_offset(slot);
+        self.region.write_u8_fenced(off + STATE_OFFSET, STATE_EMPTY);
+        for r in record::MUTABLE_RANGES {
+            self.region.write(off + r.start, &bytes[r]);
+        }
+        debug_assert_eq!(
+            {
+                let mut b = self.region.read::<RECORD_SIZE>(off);
+                b[STATE_OFFSET] = bytes[STATE_OFFSET];
+                b
+            },
+            bytes,
+            "identity bytes changed by an in-place update"
+        );
+        self.region
+            .write_u8_release(off + STATE_OFFSET, bytes[STATE_OFFSET]);
+        self.invalidate(journal);
+        match (old.state.is_keyed(), new.state.is_keyed()) {
+            (true, false) => assert!(ks.keys.remove(ktag, slot), "key index lost a record"),
+            (false, true) => ks.keys.insert(ktag, slot),
+            _ => {}
+        }
         Self::account(ks, new.pool_id, Some(old.state), Some(new.state));
         Ok(())
     }
@@ -793,9 +892,9 @@ impl Inner {
         for rs in self.rshards.iter() {
             let rs = lock(rs);
             for (_, slot) in rs.res.iter() {
-                let r = self.read_main(slot);
-                if r.pool_id == spec.id {
-                    mark_used(&mut bits, spec, r.resource);
+                let (pool_id, res) = self.identity(slot);
+                if pool_id == spec.id && res.len != 128 {
+                    mark_used(&mut bits, spec, res);
                 }
             }
         }
@@ -1097,13 +1196,66 @@ impl Inner {
         if key.duid.is_empty() || key.duid.len() > DUID_MAX {
             return None;
         }
-        let (ktag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
+        let h = hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type));
+        self.lookup_hashed(key, h, pool, now)
+    }
+
+    fn lookup_hashed(
+        &self,
+        key: &BindingKey<'_>,
+        h: u64,
+        pool: &PoolSpec,
+        now: u64,
+    ) -> Option<Lease> {
+        let (ktag, low) = split(h);
         let shard = shard_of(low, self.kshards.len());
         let ks = lock(&self.kshards[shard]);
         self.find_key(&ks, ktag, key, |r| {
             r.pool_id == pool.id && r.state == BindingState::Active && r.expires_at() > now
         })
         .map(|(_, r)| lease_of(&r))
+    }
+
+    /// Batched lookup (see [`LeaseTable::lookup_many`]): hash every key and prefetch its index
+    /// bucket, then prefetch the records the buckets point at, then look each up; the cache
+    /// misses of a batch overlap instead of following one another.
+    fn lookup_many(
+        &self,
+        keys: &[BindingKey<'_>],
+        pool: &PoolSpec,
+        now: u64,
+        out: &mut [Option<Lease>],
+    ) {
+        assert_eq!(keys.len(), out.len(), "one result per key");
+        const BATCH: usize = 64;
+        let n = self.kshards.len();
+        for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+            let mut hs = [0u64; BATCH];
+            for (h, key) in hs.iter_mut().zip(keys) {
+                if key.duid.is_empty() || key.duid.len() > DUID_MAX {
+                    *h = 0;
+                    continue;
+                }
+                *h = hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type));
+                let (tag, low) = split(*h);
+                lock(&self.kshards[shard_of(low, n)]).keys.prefetch(tag);
+            }
+            for &h in &hs[..keys.len()] {
+                let (tag, low) = split(h);
+                let ks = lock(&self.kshards[shard_of(low, n)]);
+                ks.keys.find(tag, |slot| {
+                    self.region.prefetch(self.slot_offset(slot));
+                    None::<()>
+                });
+            }
+            for ((o, key), &h) in out.iter_mut().zip(keys).zip(&hs) {
+                *o = if key.duid.is_empty() || key.duid.len() > DUID_MAX {
+                    None
+                } else {
+                    self.lookup_hashed(key, h, pool, now)
+                };
+            }
+        }
     }
 
     fn partner_acked(
@@ -1296,6 +1448,10 @@ impl Inner {
     }
 
     fn is_indexed(&self, r: &Record, slot: u32) -> bool {
+        if self.durable.group.is_none() {
+            // Superseded copies exist only in group-commit mode (deferred retirement).
+            return true;
+        }
         let (rtag, rsi) = self.rshard(r.resource);
         lock(&self.rshards[rsi])
             .res
@@ -1382,6 +1538,21 @@ impl LeaseTable {
             st = d.wake_waiters.wait(st).expect("lease table lock poisoned");
         }
         Ok(())
+    }
+
+    /// [`LeaseStore::lookup`] for a whole batch of keys (e.g. the Solicit/Request/Renew
+    /// messages of one RX batch): `out[i]` is the lookup of `keys[i]`. Hashes all keys and
+    /// prefetches their index buckets and records before the lookups, so their cache misses
+    /// overlap; the records are then in cache for a following renew (`bind`) of the same
+    /// clients. Same results as calling `lookup` on each key.
+    pub fn lookup_many(
+        &self,
+        keys: &[BindingKey<'_>],
+        pool: &PoolSpec,
+        now: u64,
+        out: &mut [Option<Lease>],
+    ) {
+        self.inner.lookup_many(keys, pool, now, out)
     }
 
     /// Force every write so far to stable storage.
@@ -1585,7 +1756,7 @@ impl LeaseStore for LeaseTable {
         self.inner
             .kshards
             .iter()
-            .map(|k| lock(k).active.get(&pool.id).copied().unwrap_or(0))
+            .map(|k| lock(k).active.get(pool.id))
             .sum()
     }
 }

@@ -240,7 +240,8 @@ fn new_key_shard() -> KeyShard {
         chunks: 0,
         fresh: 0,
         deferred: VecDeque::new(),
-        active: HashMap::new(),
+        active: PoolCounts::default(),
+        journal: None,
         reclaim_pos: 0,
         records: 0,
     }
@@ -300,7 +301,7 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
         .unwrap_or(1)
         .clamp(1, 8);
     let logged = AtomicU64::new(0);
-    inner.region.prefault(inner.region.valid_len());
+    inner.region.advise_sequential();
     let inner_ref: &Inner = inner;
 
     // Phase 1: decode every slot of every shard; bucket mains by resource shard.
@@ -312,19 +313,32 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
                 sc.spawn(move || {
                     let mut out = Vec::new();
                     let mut buckets: Buckets = vec![Vec::new(); nr];
+                    let c = u64::from(geo.chunk_records);
                     for s in (t..nk).step_by(threads) {
                         let mut sh = ShardScan::default();
                         for slot in shard_slots(&geo, nchunks, s) {
+                            if u64::from(slot) % c == 0 {
+                                // First slot of a chunk: map the whole chunk in one call.
+                                inner_ref.region.prefault(
+                                    inner_ref.slot_offset(slot),
+                                    geo.chunk_bytes() as usize,
+                                );
+                            }
                             match inner_ref.read_slot(slot) {
                                 Ok(Slot::Empty) | Ok(Slot::Ext { .. }) => {}
                                 Ok(Slot::Main(r)) => match check_ext(inner_ref, s, &r, nslots) {
                                     Ok(ext) => {
-                                        let d = inner_ref.duid_of(&r);
-                                        let (ktag, _) = split(hash::key_hash(
-                                            d.as_slice(),
-                                            r.iaid,
-                                            ia_code(r.ia_type),
-                                        ));
+                                        let h = if r.has_ext() {
+                                            let d = inner_ref.duid_of(&r);
+                                            hash::key_hash(d.as_slice(), r.iaid, ia_code(r.ia_type))
+                                        } else {
+                                            hash::key_hash(
+                                                r.inline_bytes(),
+                                                r.iaid,
+                                                ia_code(r.ia_type),
+                                            )
+                                        };
+                                        let (ktag, _) = split(h);
                                         let (rtag, rsi) = inner_ref.rshard(r.resource);
                                         buckets[rsi].push((rtag, slot));
                                         sh.max_seq = sh.max_seq.max(r.seq);
@@ -446,7 +460,7 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
                         ks.keys = Index::with_capacity(sh.mains.iter().filter(|m| m.keyed).count());
                         ks.chunks = slots.len() as u64 / u64::from(geo.chunk_records);
                         for m in &sh.mains {
-                            if losers.contains(&m.slot) {
+                            if !losers.is_empty() && losers.contains(&m.slot) {
                                 inner_ref.invalidate(m.slot);
                                 totals.2 += 1;
                                 continue;
@@ -461,7 +475,7 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
                                 ks.keys.insert(m.ktag, m.slot);
                             }
                             if m.active {
-                                *ks.active.entry(m.pool_id).or_insert(0) += 1;
+                                *ks.active.get_mut(m.pool_id) += 1;
                             }
                             ks.records += 1;
                             if let Some(p) = pools.get(&m.pool_id) {
@@ -520,6 +534,7 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
     inner
         .next_seq
         .store(max_seq + 1, std::sync::atomic::Ordering::Relaxed);
+    inner.region.advise_normal();
     let _ = RECORD_SIZE;
 }
 

@@ -50,6 +50,23 @@ mod field {
 }
 pub use field::STATE as STATE_OFFSET;
 
+/// The bytes an in-place update of a record may change (the state byte apart): checksum,
+/// flags, allocating server, lifetimes, cltt, partner lifetime, sequence number. Everything
+/// else is the record's identity (binding key, pool, resource), which other shards may read
+/// while the record is indexed, so it is never written in place.
+pub const MUTABLE_RANGES: [std::ops::Range<usize>; 5] = [
+    field::CHECKSUM,
+    field::FLAGS..field::FLAGS + 1,
+    field::ALLOC_SERVER..field::ALLOC_SERVER + 1,
+    field::PREFERRED.start..field::VALID.end,
+    field::CLTT.start..field::SEQ.end,
+];
+
+/// Offsets of the identity fields read across shards: prefix length, pool id, address.
+pub const PREFIX_LEN_OFFSET: usize = field::PREFIX_LEN;
+pub const POOL_OFFSET: usize = field::POOL.start;
+pub const ADDR_OFFSET: usize = field::ADDR.start;
+
 /// The state byte of a main record. The values are part of the file format.
 pub fn state_code(s: BindingState) -> u8 {
     match s {
@@ -318,13 +335,7 @@ pub fn raw_key_matches(b: &[u8; RECORD_SIZE], duid: &[u8], iaid: u32, ia_type: u
     }
 }
 
-/// Does the main record in `b` hold exactly this resource?
-#[inline]
-pub fn raw_resource_matches(b: &[u8; RECORD_SIZE], r: Resource) -> bool {
-    b[field::PREFIX_LEN] == r.len && b[field::ADDR] == r.addr.octets()
-}
-
-fn rd_u32(b: &[u8]) -> u32 {
+pub fn rd_u32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
@@ -356,6 +367,31 @@ mod tests {
             alloc_server: 1,
             duid_len: duid.len() as u8,
             duid_inline: Record::inline_duid(duid, [3, u32::MAX]),
+        }
+    }
+
+    #[test]
+    fn mutable_ranges_cover_every_changing_field() {
+        // Every field an update may change lies in MUTABLE_RANGES; nothing else differs.
+        let a = sample(b"\x00\x03\x00\x01abcdef");
+        let b = Record {
+            state: BindingState::Expired,
+            lifetimes: Lifetimes {
+                preferred: 7,
+                valid: 9,
+            },
+            cltt: 5,
+            partner_expires: 6,
+            seq: 77,
+            partner_acked: false,
+            alloc_server: 3,
+            ..a
+        };
+        let (ea, eb) = (a.encode(), b.encode());
+        for i in 0..RECORD_SIZE {
+            if i != field::STATE && !MUTABLE_RANGES.iter().any(|r| r.contains(&i)) {
+                assert_eq!(ea[i], eb[i], "byte {i} changed outside MUTABLE_RANGES");
+            }
         }
     }
 

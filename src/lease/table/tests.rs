@@ -353,3 +353,86 @@ fn visit_lists_every_record() {
     });
     assert_eq!(n, 10);
 }
+
+/// An in-place update (Mapped mode) cut short at each step, as `kill -9` would: the reopened
+/// table holds either the old or the new version, never a torn or corrupt record, and never
+/// both.
+#[test]
+fn in_place_update_cut_at_each_step() {
+    let na = na_pool();
+    for (cut, long) in [(0, false), (1, false), (2, false), (3, false), (1, true)] {
+        let p = tmp_path(&format!("inplace-{cut}-{long}"));
+        let duid: Vec<u8> = if long {
+            vec![0x5a; 120]
+        } else {
+            b"\x00\x03abc".to_vec()
+        };
+        let key = BindingKey {
+            duid: &duid,
+            iaid: 9,
+            ia_type: IaType::Na,
+        };
+        let leased;
+        {
+            let t = LeaseTable::open(small_cfg(p.clone())).unwrap();
+            leased = t.allocate(&req(&duid, 9, &na, 1000), true).unwrap();
+            let inner = &t.inner;
+            let (ktag, low) = split(hash::key_hash(&duid, 9, 0));
+            let shard = shard_of(low, inner.kshards.len());
+            let mut ks = lock(&inner.kshards[shard]);
+            let (slot, old) = inner.find_key(&ks, ktag, &key, |_| true).unwrap();
+            let mut new = Record {
+                cltt: 5000,
+                seq: inner.next_seq(),
+                ..old
+            };
+            new.partner_acked = false;
+            let bytes = new.encode();
+            let j = inner.alloc_slot(&mut ks, shard).unwrap();
+            // Step 0: the journal copy is complete.
+            inner.write_record(j, &bytes);
+            let off = inner.slot_offset(slot);
+            if cut >= 1 {
+                // Step 1: the slot is marked empty and partly rewritten.
+                inner
+                    .region
+                    .write_u8_fenced(off + STATE_OFFSET, STATE_EMPTY);
+                let r = &record::MUTABLE_RANGES[3];
+                inner.region.write(off + r.start, &bytes[r.clone()]);
+            }
+            if cut >= 2 {
+                // Step 2: the slot is complete again, the journal not yet emptied.
+                for r in record::MUTABLE_RANGES {
+                    inner.region.write(off + r.start, &bytes[r]);
+                }
+                inner
+                    .region
+                    .write_u8_release(off + STATE_OFFSET, bytes[STATE_OFFSET]);
+            }
+            if cut >= 3 {
+                inner.invalidate(j);
+            }
+            drop(ks);
+            // Dropped without the rest of the update: the file is as a kill would leave it.
+        }
+        let t = LeaseTable::open(small_cfg(p.clone())).unwrap();
+        let rep = t.open_report().clone();
+        assert_eq!(rep.corrupt, 0, "cut {cut}: {rep:?}");
+        assert_eq!(rep.records, 1, "cut {cut}: {rep:?}");
+        let l = t.lookup(&key, &na, 1001).unwrap();
+        assert_eq!(l.resource, leased.resource);
+        assert_eq!(
+            l.cltt, 5000,
+            "cut {cut}: the new version is complete somewhere"
+        );
+        assert_eq!(t.reclaim_all(1001).freed, 0);
+        let (all, sum) = read_all(&p).unwrap();
+        assert_eq!((all.len(), sum.corrupt), (1, 0), "cut {cut}");
+        // And it keeps working: renew in place, reopen.
+        t.bind(&key, 1, l.resource, LT, 6000).unwrap();
+        drop(t);
+        let t = LeaseTable::open(small_cfg(p)).unwrap();
+        assert_eq!(t.open_report().superseded, 0);
+        assert_eq!(t.lookup(&key, &na, 6001).unwrap().cltt, 6000);
+    }
+}
