@@ -141,7 +141,15 @@ pub struct Report {
     pub ia: &'static str,
     /// "direct" or "relayed(N)".
     pub mode: String,
+    /// "af_xdp" or "udp".
     pub transport: &'static str,
+    /// How the transport was set up (AF_XDP mode, queues, addresses), or why AF_XDP was not
+    /// used.
+    pub transport_detail: String,
+    /// Transport counters summed over workers (AF_XDP: kicks, bad frames, forwarded replies,
+    /// the receive program's counters).
+    pub transport_counters: BTreeMap<&'static str, u64>,
+    /// Worker threads, one per core.
     pub threads: usize,
     pub clients: u32,
     pub target_rate: f64,
@@ -211,6 +219,7 @@ impl fmt::Display for Report {
             "xdhcp6 bench: {} ({}), {}, {} transport × {} thread(s), {} clients",
             self.scenario, self.ia, self.mode, self.transport, self.threads, self.clients
         )?;
+        writeln!(f, "transport: {}", self.transport_detail)?;
         if let Some(p) = &self.prepare {
             writeln!(f, "preparation (bind every client):")?;
             write_phase(f, p)?;
@@ -250,6 +259,13 @@ impl fmt::Display for Report {
                 "  warning: {} leases not checked for duplicates (ownership map full)",
                 self.ownership_untracked
             )?;
+        }
+        if self.transport_counters.values().any(|&v| v > 0) {
+            write!(f, "  transport")?;
+            for (k, v) in &self.transport_counters {
+                write!(f, "  {k}={v}")?;
+            }
+            writeln!(f)?;
         }
         for e in &self.transport_errors {
             writeln!(f, "  transport error: {e}")?;

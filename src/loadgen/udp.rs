@@ -80,7 +80,7 @@ fn setsockopt_int(
 }
 
 /// Wait until `fd` is ready for `events` or `wait` passes.
-fn wait_fd(fd: libc::c_int, events: libc::c_short, wait: Duration) -> io::Result<bool> {
+pub(super) fn wait_fd(fd: libc::c_int, events: libc::c_short, wait: Duration) -> io::Result<bool> {
     let mut pfd = libc::pollfd {
         fd,
         events,
