@@ -514,8 +514,8 @@ fn open_sockets(
             },
             batch: args.batch,
         };
-        let t = udp::UdpTransport::open(&cfg)
-            .with_context(|| format!("UDP socket on [{b}]:{port}"))?;
+        let t =
+            udp::UdpTransport::open(&cfg).with_context(|| format!("UDP socket on [{b}]:{port}"))?;
         transports.push(Box::new(t));
     }
     Ok(Opened {
@@ -532,7 +532,8 @@ fn open_xdp(args: &Args, wire: &Wire, dst: SocketAddrV6, port: u16) -> anyhow::R
     let Some(iface) = &args.iface else {
         bail!("AF_XDP needs --iface");
     };
-    let info = crate::io::xdp::interface_info(iface).with_context(|| format!("interface {iface}"))?;
+    let info =
+        crate::io::xdp::interface_info(iface).with_context(|| format!("interface {iface}"))?;
     let cores = args.cores.unwrap_or(1).max(1);
     let src_ip = match args.bind.first() {
         Some(a) if !a.is_unspecified() => *a,
@@ -655,6 +656,12 @@ fn run_phase(s: &mut Setup, clock: &Clock, phase: &Phase<'_>, args: &Args) -> St
                     }
                     let st = w.run_phase(t.as_mut(), ctx, plan, clock, stop);
                     done.fetch_add(1, Ordering::Release);
+                    // Replies for other workers' clients may still land on this worker's
+                    // queue (AF_XDP forwards them): keep draining until every worker is done.
+                    // This worker's own replies are late by now and ignored.
+                    while threads > 1 && done.load(Ordering::Acquire) < threads {
+                        let _ = t.recv(Duration::from_millis(1), &mut |_| {});
+                    }
                     st
                 })
             })

@@ -140,10 +140,7 @@ impl RxProgram {
             let arr = PerCpuArray::<_, u64>::try_from(map).ok()?;
             Some(arr.get(&slot, 0).ok()?.iter().sum())
         };
-        (
-            sum(CNT_STEERED).unwrap_or(0),
-            sum(CNT_UNBOUND).unwrap_or(0),
-        )
+        (sum(CNT_STEERED).unwrap_or(0), sum(CNT_UNBOUND).unwrap_or(0))
     }
 }
 
@@ -245,11 +242,7 @@ pub fn resolve_mac(info: &InterfaceInfo, dst: &SocketAddrV6) -> io::Result<MacAd
 
 /// Attach the receive program and bind one socket per queue. `routers` (one per core) when
 /// there is more than one core.
-pub fn open(
-    plan: &XdpPlan,
-    info: &InterfaceInfo,
-    routers: Vec<Router>,
-) -> io::Result<XdpSetup> {
+pub fn open(plan: &XdpPlan, info: &InterfaceInfo, routers: Vec<Router>) -> io::Result<XdpSetup> {
     assert!(plan.cores >= 1 && (1..=MAX_BATCH).contains(&plan.batch));
     assert!(plan.cores == 1 || routers.len() == plan.cores);
     if plan.cores as u32 > info.rx_queues {
@@ -258,7 +251,13 @@ pub fn open(
             format!(
                 "{} cores need {} queues; {} has {} (on veth: `ethtool -L {} rx {} tx {}` on \
                  both ends)",
-                plan.cores, plan.cores, info.name, info.rx_queues, info.name, plan.cores, plan.cores
+                plan.cores,
+                plan.cores,
+                info.name,
+                info.rx_queues,
+                info.name,
+                plan.cores,
+                plan.cores
             ),
         ));
     }
