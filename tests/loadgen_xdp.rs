@@ -175,6 +175,8 @@ impl NsResponder {
                 fault,
                 max_clients: 100_000,
                 duration: 60.0,
+                xdp_iface: None,
+                cpu: None,
             };
             Responder::new(args).serve(&sock, &s).expect("responder");
         });
