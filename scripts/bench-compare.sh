@@ -139,7 +139,8 @@ wait_listening() {
 start_responder() {
   ip netns exec $NS_S taskset -c "$SERVER_CPU" "$BIN/xdhcp6-bench" respond \
     --xdp-iface $DEV_S --cpu "$SERVER_CPU" --pool 2001:db8:1::/64 \
-    --pd-pool "$PD_PREFIX/$PD_LEN,$PD_DLEN" --duration 3600 >"$WORK/responder.log" 2>&1 &
+    --pd-pool "$PD_PREFIX/$PD_LEN,$PD_DLEN" --max-clients $((CLIENTS + CLIENTS / 2)) \
+    --duration 3600 >"$WORK/responder.log" 2>&1 &
   SERVER_PID=$!
   # Nothing listens on a UDP socket: wait for the program to attach.
   for _ in $(seq 50); do
@@ -203,10 +204,23 @@ valid_lifetime = 4000
 address_pools = [{ first = "2001:db8:1::1", last = "2001:db8:1::ffff:ffff:ffff" }]
 prefix_pools = [{ prefix = "$PD_PREFIX/$PD_LEN", delegated_length = $PD_DLEN }]
 TOML
+  : >"$dir/server.log"
   ip netns exec $NS_S taskset -c "$SERVER_CPU" "$BIN/xdhcp6" serve --config "$dir/xdhcp6.toml" \
     >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
-  if ! wait_listening; then
+  local up=1
+  if [[ $backend == xdp ]]; then
+    # No UDP socket on 547 behind XDP: wait for the backend to say it serves.
+    up=0
+    for _ in $(seq 100); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      grep -q 'XDP backend serving' "$dir/server.log" && { up=1; sleep 0.5; break; }
+      sleep 0.1
+    done
+  else
+    wait_listening || up=0
+  fi
+  if [[ $up -eq 0 ]]; then
     echo "xdhcp6 serve (backend=$backend) did not come up: $(tail -n 2 "$dir/server.log" | tr '\n' ' ')"
     return 1
   fi

@@ -69,6 +69,8 @@ pub struct ResponderArgs {
 
 const SERVER_DUID: [u8; 10] = [0, 3, 0, 1, 0x02, 0xff, 0xde, 0xad, 0xbe, 0xef];
 const MAX_LEVELS: usize = 8;
+/// Most clients the lease map is sized for at start (it still grows past that).
+const PRESIZE_MAX_CLIENTS: usize = 4_000_000;
 
 #[derive(Clone, Copy)]
 struct Level<'a> {
@@ -87,9 +89,12 @@ pub struct Responder {
 
 impl Responder {
     pub fn new(args: ResponderArgs) -> Self {
+        // Sized up front (bounded): rehashing a map of millions of clients stalls the data
+        // path for long enough to drop a ring's worth of requests.
+        let capacity = args.max_clients.min(PRESIZE_MAX_CLIENTS);
         Responder {
             args,
-            leases: HashMap::new(),
+            leases: HashMap::with_capacity(capacity),
             answered: 0,
             ignored: 0,
         }

@@ -65,15 +65,16 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 const CNT_STEERED: u32 = 0;
 const CNT_UNBOUND: u32 = 2;
 
-/// UMEM and rings per socket: the fill ring stays full for RX and the rest of the frames are
+/// UMEM and rings per socket (32 MiB): the fill ring stays full for RX — 4096 replies of
+/// slack while the generator is descheduled on a busy machine — and the rest of the frames are
 /// for TX (in flight on the TX ring or waiting for completion).
 pub fn default_sizes() -> XskSizes {
     XskSizes {
         frame_size: 2048,
-        frame_count: 8192,
-        fill_ring: 2048,
+        frame_count: 16384,
+        fill_ring: 4096,
         completion_ring: 4096,
-        rx_ring: 4096,
+        rx_ring: 8192,
         tx_ring: 4096,
     }
 }
