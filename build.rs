@@ -6,7 +6,12 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-const SOURCES: &[&str] = &["xdp_dhcp6", "xdp_pass_test", "xdp_bench_sink"];
+const SOURCES: &[&str] = &[
+    "xdp_dhcp6",
+    "xdp_pass_test",
+    "xdp_bench_sink",
+    "xdp_loadgen",
+];
 
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Side-by-side DHCPv6 benchmark, one command, one run:
 #   Kea 2.2 (memfile, multi-threaded), the xdhcp6 socket backend, the xdhcp6 XDP backend, and a
-#   reference responder (the generator ceiling), each driven by perfdhcp and by xdhcp6-bench,
-#   with the same pools, through a veth pair between two network namespaces.
-# Writes the "## Comparison with Kea" section of docs/benchmarks.md and docs/bench-compare.svg
-# (rate vs latency). Raw results stay in $OUT (default target/bench-compare).
+#   reference responder on AF_XDP (the generator ceiling), each driven by perfdhcp and by
+#   xdhcp6-bench (AF_XDP transport), with the same pools, through a veth pair between two
+#   network namespaces. Every server gets a --find-max search and a sweep over the load levels
+#   Kea sustains (p99 at each). Writes the "## Comparison with Kea" section of
+#   docs/benchmarks.md and docs/bench-compare.svg (rate vs latency). Raw results stay in $OUT
+#   (default target/bench-compare).
 #
 # Usage: sudo scripts/bench-compare.sh [--quick] [--no-build] [--targets "kea xdhcp6-socket ..."]
 # Knobs (environment): TRIAL_SECS (3), CLIENTS (1000000), MAX_LOSS (1, percent),
-#   SERVER_CPU (1), GEN_CPU (0), CARGO_TARGET_DIR, OUT.
+#   SERVER_CPU (1), GEN_CPU (0; a list with GEN_CORES > 1), GEN_CORES (1),
+#   GEN_TRANSPORT (xdp | socket | auto), QUEUES (veth queues on both ends, default GEN_CORES),
+#   LEVELS (sweep rates, default: derived from Kea's maximum), CARGO_TARGET_DIR, OUT.
 # Traffic never leaves the two namespaces this script creates.
 set -euo pipefail
 
@@ -21,7 +25,12 @@ CLIENTS=${CLIENTS:-1000000}
 MAX_LOSS=${MAX_LOSS:-1}
 SERVER_CPU=${SERVER_CPU:-1}
 GEN_CPU=${GEN_CPU:-0}
-TARGETS="responder kea xdhcp6-socket xdhcp6-xdp"
+GEN_CORES=${GEN_CORES:-1}
+GEN_TRANSPORT=${GEN_TRANSPORT:-xdp}
+QUEUES=${QUEUES:-$GEN_CORES}
+LEVELS=${LEVELS:-}
+# Kea first: its maximum sets the sweep levels every other server is measured at.
+TARGETS="kea xdhcp6-socket xdhcp6-xdp responder"
 BUILD=1
 
 while [[ $# -gt 0 ]]; do
@@ -29,7 +38,7 @@ while [[ $# -gt 0 ]]; do
     --quick) TRIAL_SECS=1; CLIENTS=200000; shift ;;
     --no-build) BUILD=0; shift ;;
     --targets) TARGETS=$2; shift 2 ;;
-    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,18p "$0"; exit 0 ;;
     *) echo "bench-compare: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -88,6 +97,11 @@ ns_up() {
     read -r ns dev addr <<<"$spec"
     ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$dev.accept_dad=0"
     ip netns exec "$ns" ip link set lo up
+    # One AF_XDP socket per queue on the generator; the server binds every queue. Replies of
+    # the XDP backend leave on the queue the request came in on.
+    if [[ $QUEUES -gt 1 ]]; then
+      ip netns exec "$ns" ethtool -L "$dev" rx "$QUEUES" tx "$QUEUES"
+    fi
     ip netns exec "$ns" ip link set "$dev" up
     ip netns exec "$ns" ip addr add "$addr/64" dev "$dev" nodad
     # veth offloads TX checksums; AF_XDP readers would see them incomplete (BRIEF §7).
@@ -120,13 +134,22 @@ wait_listening() {
 }
 
 # --- targets: each start_<target> starts a server in $NS_S or prints why it cannot ----------
+# The reference responder (no DHCP server: it pairs messages and hands out leases from a hash
+# map) behind the server's AF_XDP worker: the ceiling for comparing the two generators.
 start_responder() {
   ip netns exec $NS_S taskset -c "$SERVER_CPU" "$BIN/xdhcp6-bench" respond \
-    --listen "[::]:547" --pool 2001:db8:1::/64 --pd-pool "$PD_PREFIX/$PD_LEN,$PD_DLEN" \
+    --xdp-iface $DEV_S --cpu "$SERVER_CPU" --pool 2001:db8:1::/64 \
+    --pd-pool "$PD_PREFIX/$PD_LEN,$PD_DLEN" --max-clients $((CLIENTS + CLIENTS / 2)) \
     --duration 3600 >"$WORK/responder.log" 2>&1 &
   SERVER_PID=$!
-  # The reference responder does not join ff02::1:2: both generators send it unicast.
-  wait_listening
+  # Nothing listens on a UDP socket: wait for the program to attach.
+  for _ in $(seq 50); do
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "responder: $(tail -n 2 "$WORK/responder.log")"; return 1; }
+    ip netns exec $NS_S ip link show $DEV_S | grep -q 'xdp' && { sleep 0.5; return 0; }
+    sleep 0.1
+  done
+  echo "responder: XDP program never attached"
+  return 1
 }
 
 start_kea() {
@@ -181,10 +204,23 @@ valid_lifetime = 4000
 address_pools = [{ first = "2001:db8:1::1", last = "2001:db8:1::ffff:ffff:ffff" }]
 prefix_pools = [{ prefix = "$PD_PREFIX/$PD_LEN", delegated_length = $PD_DLEN }]
 TOML
+  : >"$dir/server.log"
   ip netns exec $NS_S taskset -c "$SERVER_CPU" "$BIN/xdhcp6" serve --config "$dir/xdhcp6.toml" \
     >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
-  if ! wait_listening; then
+  local up=1
+  if [[ $backend == xdp ]]; then
+    # No UDP socket on 547 behind XDP: wait for the backend to say it serves.
+    up=0
+    for _ in $(seq 100); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      grep -q 'XDP backend serving' "$dir/server.log" && { up=1; sleep 0.5; break; }
+      sleep 0.1
+    done
+  else
+    wait_listening || up=0
+  fi
+  if [[ $up -eq 0 ]]; then
     echo "xdhcp6 serve (backend=$backend) did not come up: $(tail -n 2 "$dir/server.log" | tr '\n' ' ')"
     return 1
   fi
@@ -198,38 +234,71 @@ start_xdhcp6-socket() { start_xdhcp6 socket; }
 start_xdhcp6-xdp() { start_xdhcp6 xdp; }
 
 # --- generators ----------------------------------------------------------------------------
-# xdhcp6-bench: --find-max; the trials give the rate/latency curve.
+# xdhcp6-bench, direct clients (multicast Solicit from the link-local address) like perfdhcp.
+# $2: "find-max" (the trials give the rate/latency curve) or "sweep" (one trial per $LEVELS).
 measure_gen() {
-  local target=$1 server=()
-  # The reference responder listens on unicast only.
-  [[ $target == responder ]] && server=(--server "$ADDR_S" --bind "$ADDR_C" --bind-port 546)
+  local target=$1 what=$2 mode=()
+  if [[ $what == sweep ]]; then
+    mode=(--sweep "$LEVELS")
+  else
+    mode=(--find-max --start-rate 1000)
+  fi
   SEED=$((SEED + 1))
-  ip netns exec $NS_C "$BIN/xdhcp6-bench" -i $DEV_C "${server[@]}" "${GEN_POOLS[@]}" \
-    --scenario sarr --clients "$CLIENTS" --seed "$SEED" --find-max --start-rate 1000 \
-    --max-loss "$MAX_LOSS" --trial-secs "$TRIAL_SECS" --timeout-ms 1000 --cpus "$GEN_CPU" \
-    --json --quiet >"$OUT/raw/$target-xdhcp6-bench.json" 2>"$WORK/$target-gen.err" || {
-      log "xdhcp6-bench against $target failed: $(tail -n 3 "$WORK/$target-gen.err")"
+  local out=$OUT/raw/$target-xdhcp6-bench.json
+  [[ $what == sweep ]] && out=$OUT/raw/$target-xdhcp6-bench-sweep.json
+  timeout 900 ip netns exec $NS_C "$BIN/xdhcp6-bench" -i $DEV_C "${GEN_POOLS[@]}" \
+    --transport "$GEN_TRANSPORT" --cores "$GEN_CORES" --cpus "$GEN_CPU" \
+    --scenario sarr --clients "$CLIENTS" --seed "$SEED" "${mode[@]}" \
+    --max-loss "$MAX_LOSS" --trial-secs "$TRIAL_SECS" --timeout-ms 1000 \
+    --json --quiet >"$out" 2>"$WORK/$target-gen-$what.err" || {
+      log "xdhcp6-bench ($what) against $target failed: $(tail -n 3 "$WORK/$target-gen-$what.err")"
+      rm -f "$out"
       return 0
     }
-  python3 - "$OUT/raw/$target-xdhcp6-bench.json" <<'PY' >&2
+  python3 - "$out" "$what" <<'PY' >&2
 import json, sys
 r = json.load(open(sys.argv[1])); p = r["result"]
-print(f"[bench-compare]   xdhcp6-bench: max {r['max_rate']:.0f}/s  p50 {p['latency_us']['p50']} µs  "
-      f"p99 {p['latency_us']['p99']} µs  invalid {p['invalid']}")
+if sys.argv[2] == "sweep":
+    for t in r["trials"]:
+        q = t["result"]
+        print(f"[bench-compare]   sweep {t['target_rate']:>8.0f}/s: completed {q['completed_per_s']:.0f}/s "
+              f"loss {q['loss_pct']:.2f} %  p50 {q['latency_us']['p50']} µs  p99 {q['latency_us']['p99']} µs")
+else:
+    print(f"[bench-compare]   xdhcp6-bench ({r['transport']}): max {r['max_rate']:.0f}/s  "
+          f"p50 {p['latency_us']['p50']} µs  p99 {p['latency_us']['p99']} µs  invalid {p['invalid']}  "
+          f"generator CPU {p['generator_cpu_pct']:.0f} %")
 PY
+}
+
+# The sweep levels: every 1000/s (500/s at first) up to the best rate Kea sustained.
+derive_levels() {
+  [[ -n $LEVELS ]] && return 0
+  LEVELS=$(python3 - "$OUT/raw/kea-xdhcp6-bench.json" <<'PY'
+import json, sys
+try:
+    top = json.load(open(sys.argv[1]))["max_rate"] or 0
+except Exception:
+    top = 0
+top = int(top // 100 * 100) if top >= 1000 else 3000
+levels = [500] + list(range(1000, top + 1, 1000))
+if top not in levels:
+    levels.append(top)
+print(",".join(str(l) for l in levels))
+PY
+)
+  log "sweep levels (Kea sustains up to the last): $LEVELS"
 }
 
 # perfdhcp has no search; climb a rate ladder until loss passes the threshold or the achieved
 # rate falls short of the target.
 measure_perfdhcp() {
-  local target=$1 out=$OUT/raw/$target-perfdhcp.jsonl dst=()
+  local target=$1 out=$OUT/raw/$target-perfdhcp.jsonl
   : >"$out"
-  [[ $target == responder ]] && dst=("$ADDR_S")
   local rate=1000
   while [[ $rate -le 2000000 ]]; do
     local txt=$WORK/$target-perfdhcp-$rate.txt
     timeout $((TRIAL_SECS + 30)) ip netns exec $NS_C taskset -c "$GEN_CPU" \
-      perfdhcp -6 -l $DEV_C -r "$rate" -R "$CLIENTS" -p "$TRIAL_SECS" "${dst[@]}" \
+      perfdhcp -6 -l $DEV_C -r "$rate" -R "$CLIENTS" -p "$TRIAL_SECS" \
       >"$txt" 2>&1 || true
     local verdict
     verdict=$(python3 - "$txt" "$rate" "$MAX_LOSS" <<'PY'
@@ -275,9 +344,15 @@ for target in $TARGETS; do
   if "start_$target" >"$WORK/why.txt"; then
     measure_perfdhcp "$target"
     stop_server
-    # A fresh server for the second generator: both start from an empty lease table.
+    # A fresh server for each generator run: each starts from an empty lease table.
     if "start_$target" >"$WORK/why.txt"; then
-      measure_gen "$target"
+      measure_gen "$target" find-max
+      stop_server
+    fi
+    [[ $target == kea ]] && derive_levels
+    if [[ $target != responder ]] && "start_$target" >"$WORK/why.txt"; then
+      [[ -n $LEVELS ]] || derive_levels
+      measure_gen "$target" sweep
     fi
   else
     log "  skipped: $(cat "$WORK/why.txt")"
@@ -289,5 +364,6 @@ done
 python3 "$ROOT/scripts/bench-render.py" --raw "$OUT/raw" --skipped "$OUT/skipped.txt" \
   --doc "$ROOT/docs/benchmarks.md" --svg "$ROOT/docs/bench-compare.svg" \
   --trial-secs "$TRIAL_SECS" --clients "$CLIENTS" --max-loss "$MAX_LOSS" \
-  --server-cpu "$SERVER_CPU" --gen-cpu "$GEN_CPU"
+  --server-cpu "$SERVER_CPU" --gen-cpu "$GEN_CPU" --gen-cores "$GEN_CORES" \
+  --gen-transport "$GEN_TRANSPORT" --queues "$QUEUES"
 log "wrote docs/benchmarks.md (## Comparison with Kea) and docs/bench-compare.svg"

@@ -37,6 +37,8 @@ impl TestResponder {
             fault,
             max_clients: 100_000,
             duration: 120.0,
+            xdp_iface: None,
+            cpu: None,
         };
         let s = stop.clone();
         let thread = std::thread::spawn(move || {

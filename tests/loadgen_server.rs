@@ -50,6 +50,9 @@ fn every_scenario_against_the_server_is_clean() {
                 "--retries",
                 "2",
                 "--quiet",
+                // This test covers the socket transport; tests/loadgen_xdp.rs covers AF_XDP.
+                "--transport",
+                "socket",
             ];
             if relay == "0" {
                 argv.extend(["--iface", &net.client_if]);

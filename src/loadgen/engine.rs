@@ -107,6 +107,8 @@ pub struct Stats {
     pub send_us: u64,
     /// The whole phase, including the drain of in-flight exchanges.
     pub elapsed_us: u64,
+    /// CPU time the workers used during the phase (summed over workers).
+    pub cpu_us: u64,
 }
 
 impl Stats {
@@ -128,6 +130,7 @@ impl Stats {
             latency_us: new_histogram(),
             send_us: 0,
             elapsed_us: 0,
+            cpu_us: 0,
         }
     }
 
@@ -153,6 +156,7 @@ impl Stats {
         let _ = self.latency_us.add(&o.latency_us);
         self.elapsed_us = self.elapsed_us.max(o.elapsed_us);
         self.send_us = self.send_us.max(o.send_us);
+        self.cpu_us += o.cpu_us;
     }
 
     pub fn started_total(&self) -> u64 {
@@ -306,6 +310,7 @@ impl Worker {
     ) -> Stats {
         self.stats = Stats::new();
         self.cursor = 0;
+        let cpu_start = super::udp::thread_cpu_us();
         let start = clock.now_us();
         let send_end = start.saturating_add(plan.duration_us);
         // Long enough for the last message's full retransmission schedule.
@@ -390,6 +395,7 @@ impl Worker {
         }
         self.inflight = 0;
         self.stats.elapsed_us = clock.now_us() - start;
+        self.stats.cpu_us = super::udp::thread_cpu_us().saturating_sub(cpu_start);
         self.stats.send_us = stopped_at.unwrap_or(start).saturating_sub(start);
         self.publish();
         std::mem::take(&mut self.stats)

@@ -2,17 +2,24 @@
 //!
 //! It emulates up to billions of clients (in practice: as many as memory holds, 32 bytes
 //! each plus the ownership map) that each have a DUID and IAIDs derived from their index, and
-//! drives a server over a real interface through UDP sockets or AF_XDP, open-loop at a target
-//! rate or searching for the highest rate the server sustains (`--find-max`). Every reply is
-//! checked: transaction ID, client ID, server ID, status codes, addresses and prefixes inside
-//! the configured pools, and no lease held by two clients.
+//! drives a server over a real interface through AF_XDP (raw frames, one socket per NIC queue
+//! and core) or UDP sockets, open-loop at a target rate or searching for the highest rate the
+//! server sustains (`--find-max`). Every reply is checked: transaction ID, client ID, server
+//! ID, status codes, addresses and prefixes inside the configured pools, and no lease held by
+//! two clients.
 //!
 //! Layout: [`clients`] (flat per-client state), [`msg`] (build and check messages),
-//! [`ownership`] (who holds what), [`engine`] (one worker's loop), [`udp`] (socket transport,
-//! the only `unsafe` here), [`report`].
+//! [`ownership`] (who holds what), [`engine`] (one worker's loop, transport-agnostic),
+//! [`xdp`] (AF_XDP transport on `crate::io::xdp`'s UMEM and rings), [`udp`] (socket
+//! transport, the only `unsafe` here), [`report`].
+//!
+//! `--transport auto` (the default) uses AF_XDP when it can — an `--iface`, root (or
+//! CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW, CAP_IPC_LOCK), and for unicast destinations the
+//! server's MAC — and says in the report why it did not otherwise.
 //!
 //! ```text
 //! xdhcp6-bench --iface veth0 --pool 2001:db8:1::/64 --scenario sarr --rate 5000 -d 10
+//! xdhcp6-bench --iface veth0 --cores 2 --transport xdp --pool 2001:db8:1::/64 --find-max
 //! xdhcp6-bench --relay 1 --server 2001:db8:ffff::2 --bind 2001:db8:ffff::1 \
 //!              --pool 2001:db8:1::/64 --pd-pool 2001:db8:8000::/40,56 --ia both --find-max
 //! ```
@@ -25,7 +32,9 @@ pub mod pool;
 pub mod report;
 pub mod responder;
 pub mod udp;
+pub mod xdp;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,6 +45,7 @@ use anyhow::{bail, Context};
 use clap::ValueEnum;
 
 use crate::wire::dhcpv6::{ALL_DHCP_RELAY_AGENTS_AND_SERVERS, CLIENT_PORT, SERVER_PORT};
+use crate::wire::frame::MacAddr;
 
 use engine::{Clock, Ctx, Plan, Progress, Stats, Worker};
 use msg::{RelayLevel, Wire, MAX_RELAY_LEVELS};
@@ -55,6 +65,10 @@ pub trait Transport: Send {
     fn recv(&mut self, wait: Duration, f: &mut dyn FnMut(&[u8])) -> io::Result<usize>;
     /// Send errors so far, and the last one.
     fn tx_errors(&self) -> (u64, Option<String>);
+    /// Transport-specific counters by name (summed over workers in the report).
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,10 +123,13 @@ pub enum IaMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TransportKind {
-    /// UDP sockets with recvmmsg/sendmmsg, one per thread.
-    Udp,
-    /// AF_XDP sockets, raw frames (one per NIC queue).
+    /// AF_XDP where it can (--iface given, privileges, server MAC known), else sockets.
+    Auto,
+    /// AF_XDP sockets, raw frames: one per NIC queue and core (queues 0..cores).
     Xdp,
+    /// UDP sockets with recvmmsg/sendmmsg, one per core.
+    #[value(name = "socket", alias = "udp")]
+    Socket,
 }
 
 /// Hard limits that bound every run.
@@ -209,11 +226,19 @@ pub struct Args {
     /// IA_PD pool (repeatable): PREFIX/LEN,DELEGATED_LEN.
     #[arg(long = "pd-pool")]
     pub pd_pools: Vec<PdPool>,
-    #[arg(long, value_enum, default_value = "udp")]
+    #[arg(long, value_enum, default_value = "auto")]
     pub transport: TransportKind,
-    /// Worker threads (UDP: one socket each; needs one --bind address per thread).
+    /// Worker threads, one per core. AF_XDP: one socket per queue 0..N (veth needs
+    /// `ethtool -L <dev> rx N tx N`); sockets: one --bind address per core.
+    #[arg(long, alias = "threads")]
+    pub cores: Option<usize>,
+    /// The server's (or next hop's) MAC for unicast AF_XDP frames, e.g. 02:00:00:00:00:01.
+    /// Default: from the neighbour table (resolved before the run).
+    #[arg(long, value_parser = parse_mac)]
+    pub server_mac: Option<MacAddr>,
+    /// AF_XDP: accept replies whose UDP checksum does not verify (counted either way).
     #[arg(long)]
-    pub threads: Option<usize>,
+    pub no_verify_checksum: bool,
     /// CPUs to pin workers to, in order (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub cpus: Vec<usize>,
@@ -226,6 +251,17 @@ pub struct Args {
     /// No progress line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+fn parse_mac(s: &str) -> Result<MacAddr, String> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    let bytes: Result<Vec<u8>, _> = parts.iter().map(|p| u8::from_str_radix(p, 16)).collect();
+    match bytes {
+        Ok(b) if b.len() == 6 && parts.iter().all(|p| p.len() == 2) => {
+            Ok([b[0], b[1], b[2], b[3], b[4], b[5]])
+        }
+        _ => Err(format!("{s:?} is not a MAC address (aa:bb:cc:dd:ee:ff)")),
+    }
 }
 
 /// The link-local address of `iface`, from `if_inet6` of the calling thread's network
@@ -256,6 +292,18 @@ struct Setup {
     workers: Vec<Worker>,
     transports: Vec<Box<dyn Transport>>,
     threads: usize,
+    transport: &'static str,
+    transport_detail: String,
+    /// Steers replies into the AF_XDP sockets; detached when the run ends.
+    xdp_program: Option<xdp::RxProgram>,
+}
+
+/// What `setup` opened for moving packets.
+struct Opened {
+    transports: Vec<Box<dyn Transport>>,
+    name: &'static str,
+    detail: String,
+    program: Option<xdp::RxProgram>,
 }
 
 fn validate(args: &Args) -> anyhow::Result<()> {
@@ -362,57 +410,36 @@ fn setup(args: &Args) -> anyhow::Result<Setup> {
         dst
     };
 
-    // Where to listen: one socket per worker.
     let port = args
         .bind_port
         .unwrap_or(if relayed { SERVER_PORT } else { CLIENT_PORT });
-    let mut binds = args.bind.clone();
-    if binds.is_empty() {
-        binds.push(match (&args.iface, relayed) {
-            (Some(i), false) if dst.ip().is_multicast() || is_link_local(dst.ip()) => {
-                link_local_of(i)?
-            }
-            _ => Ipv6Addr::UNSPECIFIED,
-        });
-    }
-    let threads = args.threads.unwrap_or(binds.len()).max(1);
-    if threads != binds.len() {
-        bail!(
-            "{threads} threads need {threads} --bind addresses (replies are steered to a \
-             worker by their destination address); got {}",
-            binds.len()
-        );
-    }
-
-    let mut transports: Vec<Box<dyn Transport>> = Vec::with_capacity(threads);
-    match args.transport {
-        TransportKind::Udp => {
-            for b in &binds {
-                let scope = if is_link_local(b) {
-                    ifindex.unwrap_or(0)
-                } else {
-                    0
-                };
-                let cfg = udp::UdpConfig {
-                    bind: SocketAddrV6::new(*b, port, 0, scope),
-                    dst,
-                    multicast_if: if dst.ip().is_multicast() {
-                        ifindex
-                    } else {
-                        None
-                    },
-                    batch: args.batch,
-                };
-                let t = udp::UdpTransport::open(&cfg)
-                    .with_context(|| format!("UDP socket on [{b}]:{port}"))?;
-                transports.push(Box::new(t));
-            }
+    let try_xdp = match args.transport {
+        TransportKind::Socket => false,
+        TransportKind::Xdp => true,
+        TransportKind::Auto => args.iface.is_some(),
+    };
+    let mut why_not_xdp = None;
+    let mut opened = None;
+    if try_xdp {
+        match open_xdp(args, &wire, dst, port) {
+            Ok(o) => opened = Some(o),
+            Err(e) if args.transport == TransportKind::Auto => why_not_xdp = Some(format!("{e:#}")),
+            Err(e) => return Err(e.context("--transport xdp")),
         }
-        TransportKind::Xdp => bail!(
-            "the AF_XDP transport is not in this build yet (it reuses src/io/xdp once that \
-             lands); use --transport udp"
-        ),
+    } else if args.transport == TransportKind::Auto {
+        why_not_xdp = Some("no --iface".to_string());
     }
+    let opened = match opened {
+        Some(o) => o,
+        None => {
+            let mut o = open_sockets(args, ifindex, relayed, dst, port)?;
+            if let Some(why) = why_not_xdp {
+                o.detail = format!("{}; AF_XDP not used: {why}", o.detail);
+            }
+            o
+        }
+    };
+    let threads = opened.transports.len();
 
     // Clients split into contiguous slices, one per worker.
     let n = args.clients as usize;
@@ -436,8 +463,148 @@ fn setup(args: &Args) -> anyhow::Result<Setup> {
     Ok(Setup {
         ctx,
         workers,
-        transports,
+        transports: opened.transports,
         threads,
+        transport: opened.name,
+        transport_detail: opened.detail,
+        xdp_program: opened.program,
+    })
+}
+
+/// UDP sockets, one per core, each bound to its own address (replies are steered to a worker
+/// by their destination address).
+fn open_sockets(
+    args: &Args,
+    ifindex: Option<u32>,
+    relayed: bool,
+    dst: SocketAddrV6,
+    port: u16,
+) -> anyhow::Result<Opened> {
+    let mut binds = args.bind.clone();
+    if binds.is_empty() {
+        binds.push(match (&args.iface, relayed) {
+            (Some(i), false) if dst.ip().is_multicast() || is_link_local(dst.ip()) => {
+                link_local_of(i)?
+            }
+            _ => Ipv6Addr::UNSPECIFIED,
+        });
+    }
+    let threads = args.cores.unwrap_or(binds.len()).max(1);
+    if threads != binds.len() {
+        bail!(
+            "{threads} cores need {threads} --bind addresses with the socket transport (replies \
+             are steered to a worker by their destination address); got {}",
+            binds.len()
+        );
+    }
+    let mut transports: Vec<Box<dyn Transport>> = Vec::with_capacity(threads);
+    for b in &binds {
+        let scope = if is_link_local(b) {
+            ifindex.unwrap_or(0)
+        } else {
+            0
+        };
+        let cfg = udp::UdpConfig {
+            bind: SocketAddrV6::new(*b, port, 0, scope),
+            dst,
+            multicast_if: if dst.ip().is_multicast() {
+                ifindex
+            } else {
+                None
+            },
+            batch: args.batch,
+        };
+        let t =
+            udp::UdpTransport::open(&cfg).with_context(|| format!("UDP socket on [{b}]:{port}"))?;
+        transports.push(Box::new(t));
+    }
+    Ok(Opened {
+        transports,
+        name: "udp",
+        detail: format!("UDP sockets (sendmmsg/recvmmsg) × {threads}"),
+        program: None,
+    })
+}
+
+/// One AF_XDP socket per core on queues 0..cores of --iface, and the program that steers the
+/// replies into them.
+fn open_xdp(args: &Args, wire: &Wire, dst: SocketAddrV6, port: u16) -> anyhow::Result<Opened> {
+    let Some(iface) = &args.iface else {
+        bail!("AF_XDP needs --iface");
+    };
+    let info =
+        crate::io::xdp::interface_info(iface).with_context(|| format!("interface {iface}"))?;
+    let cores = args.cores.unwrap_or(1).max(1);
+    let src_ip = match args.bind.first() {
+        Some(a) if !a.is_unspecified() => *a,
+        _ if dst.ip().is_multicast() || is_link_local(dst.ip()) => *info
+            .link_local
+            .first()
+            .with_context(|| format!("{iface} has no link-local address"))?,
+        _ => *info
+            .global
+            .first()
+            .with_context(|| format!("{iface} has no global address; give --bind"))?,
+    };
+    // Workers own contiguous client slices (as in `setup`); a reply that lands on another
+    // worker's queue goes to the owner of the client it names.
+    let routers = if cores > 1 {
+        let per = (args.clients as usize).div_ceil(cores);
+        let w = wire.clone();
+        let owner: Arc<xdp::OwnerFn> = Arc::new(move |payload: &[u8]| {
+            w.open(payload)
+                .ok()
+                .map(|(_, idx)| (idx as usize / per).min(cores - 1))
+        });
+        xdp::Router::mesh(cores, owner)
+    } else {
+        Vec::new()
+    };
+    let plan = xdp::XdpPlan {
+        iface: iface.clone(),
+        cores,
+        src_ip,
+        src_port: port,
+        dst,
+        dst_mac: args.server_mac,
+        batch: args.batch.clamp(1, xdp::MAX_BATCH),
+        sizes: xdp::default_sizes(),
+        zero_copy: crate::io::xdp::ZeroCopy::Auto,
+        verify_checksum: !args.no_verify_checksum,
+    };
+    let s = xdp::open(&plan, &info, routers).map_err(|e| {
+        let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+            " (needs root, or CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW and CAP_IPC_LOCK)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })?;
+    let mac = s.dst_mac;
+    let detail = format!(
+        "AF_XDP {} mode × {cores} queue(s) on {iface}, receive program {} mode, from [{src_ip}]:{port} \
+         to [{}]:{} via {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        s.mode.name(),
+        s.program.attach_mode(),
+        dst.ip(),
+        dst.port(),
+        mac[0],
+        mac[1],
+        mac[2],
+        mac[3],
+        mac[4],
+        mac[5]
+    );
+    let transports = s
+        .transports
+        .into_iter()
+        .map(|t| Box::new(t) as Box<dyn Transport>)
+        .collect();
+    Ok(Opened {
+        transports,
+        name: "af_xdp",
+        detail,
+        program: Some(s.program),
     })
 }
 
@@ -489,6 +656,12 @@ fn run_phase(s: &mut Setup, clock: &Clock, phase: &Phase<'_>, args: &Args) -> St
                     }
                     let st = w.run_phase(t.as_mut(), ctx, plan, clock, stop);
                     done.fetch_add(1, Ordering::Release);
+                    // Replies for other workers' clients may still land on this worker's
+                    // queue (AF_XDP forwards them): keep draining until every worker is done.
+                    // This worker's own replies are late by now and ignored.
+                    while threads > 1 && done.load(Ordering::Acquire) < threads {
+                        let _ = t.recv(Duration::from_millis(1), &mut |_| {});
+                    }
                     st
                 })
             })
@@ -687,6 +860,17 @@ pub fn run(args: Args) -> anyhow::Result<Report> {
         result = PhaseReport::from_stats(&st);
     }
 
+    let mut transport_counters = BTreeMap::new();
+    for t in &s.transports {
+        for (k, v) in t.counters() {
+            *transport_counters.entry(k).or_insert(0u64) += v;
+        }
+    }
+    if let Some(p) = &s.xdp_program {
+        let (steered, unbound) = p.counters();
+        transport_counters.insert("xdp_program_steered", steered);
+        transport_counters.insert("xdp_program_unbound_queue", unbound);
+    }
     let transport_errors = s
         .transports
         .iter()
@@ -707,10 +891,9 @@ pub fn run(args: Args) -> anyhow::Result<Report> {
         } else {
             format!("relayed({})", args.relay)
         },
-        transport: match args.transport {
-            TransportKind::Udp => "udp",
-            TransportKind::Xdp => "af_xdp",
-        },
+        transport: s.transport,
+        transport_detail: s.transport_detail.clone(),
+        transport_counters,
         threads: s.threads,
         clients: args.clients,
         target_rate,

@@ -57,6 +57,10 @@ pub struct PhaseReport {
     pub rx_packets: u64,
     pub tx_dropped: u64,
     pub window_full: u64,
+    /// The generator's own load: worker CPU time over the phase's wall time (drain
+    /// included), in percent of one core, summed over workers. Near 100 × cores the generator
+    /// is the bottleneck, not the server.
+    pub generator_cpu_pct: f64,
 }
 
 impl PhaseReport {
@@ -123,6 +127,7 @@ impl PhaseReport {
             rx_packets: s.rx_packets,
             tx_dropped: s.tx_dropped,
             window_full: s.window_full,
+            generator_cpu_pct: s.cpu_us as f64 * 100.0 / (s.elapsed_us.max(1)) as f64,
         }
     }
 }
@@ -141,7 +146,15 @@ pub struct Report {
     pub ia: &'static str,
     /// "direct" or "relayed(N)".
     pub mode: String,
+    /// "af_xdp" or "udp".
     pub transport: &'static str,
+    /// How the transport was set up (AF_XDP mode, queues, addresses), or why AF_XDP was not
+    /// used.
+    pub transport_detail: String,
+    /// Transport counters summed over workers (AF_XDP: kicks, bad frames, forwarded replies,
+    /// the receive program's counters).
+    pub transport_counters: BTreeMap<&'static str, u64>,
+    /// Worker threads, one per core.
     pub threads: usize,
     pub clients: u32,
     pub target_rate: f64,
@@ -199,8 +212,8 @@ fn write_phase(f: &mut fmt::Formatter<'_>, p: &PhaseReport) -> fmt::Result {
     )?;
     writeln!(
         f,
-        "  packets tx {} rx {}  tx dropped {}  window full {}",
-        p.tx_packets, p.rx_packets, p.tx_dropped, p.window_full
+        "  packets tx {} rx {}  tx dropped {}  window full {}  generator CPU {:.0} %",
+        p.tx_packets, p.rx_packets, p.tx_dropped, p.window_full, p.generator_cpu_pct
     )
 }
 
@@ -211,6 +224,7 @@ impl fmt::Display for Report {
             "xdhcp6 bench: {} ({}), {}, {} transport × {} thread(s), {} clients",
             self.scenario, self.ia, self.mode, self.transport, self.threads, self.clients
         )?;
+        writeln!(f, "transport: {}", self.transport_detail)?;
         if let Some(p) = &self.prepare {
             writeln!(f, "preparation (bind every client):")?;
             write_phase(f, p)?;
@@ -220,13 +234,14 @@ impl fmt::Display for Report {
             for t in &self.trials {
                 writeln!(
                     f,
-                    "  {:>12.0}/s target  {:>12.1}/s offered  {:>12.1}/s completed  loss {:>7.3} %  p50 {:>7} µs  p99 {:>7} µs  {}",
+                    "  {:>12.0}/s target  {:>12.1}/s offered  {:>12.1}/s completed  loss {:>7.3} %  p50 {:>7} µs  p99 {:>7} µs  gen CPU {:>3.0} %  {}",
                     t.target_rate,
                     t.result.offered_per_s,
                     t.result.completed_per_s,
                     t.result.loss_pct,
                     t.result.latency_us.p50,
                     t.result.latency_us.p99,
+                    t.result.generator_cpu_pct,
                     if t.passed { "pass" } else { "FAIL" }
                 )?;
             }
@@ -250,6 +265,13 @@ impl fmt::Display for Report {
                 "  warning: {} leases not checked for duplicates (ownership map full)",
                 self.ownership_untracked
             )?;
+        }
+        if self.transport_counters.values().any(|&v| v > 0) {
+            write!(f, "  transport")?;
+            for (k, v) in &self.transport_counters {
+                write!(f, "  {k}={v}")?;
+            }
+            writeln!(f)?;
         }
         for e in &self.transport_errors {
             writeln!(f, "  transport error: {e}")?;

@@ -80,7 +80,7 @@ fn setsockopt_int(
 }
 
 /// Wait until `fd` is ready for `events` or `wait` passes.
-fn wait_fd(fd: libc::c_int, events: libc::c_short, wait: Duration) -> io::Result<bool> {
+pub(super) fn wait_fd(fd: libc::c_int, events: libc::c_short, wait: Duration) -> io::Result<bool> {
     let mut pfd = libc::pollfd {
         fd,
         events,
@@ -293,6 +293,20 @@ pub fn ifindex(name: &str) -> io::Result<u32> {
     } else {
         Ok(i)
     }
+}
+
+/// CPU time the calling thread has used, in microseconds.
+pub fn thread_cpu_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
 /// Pin the calling thread to `cpu`.

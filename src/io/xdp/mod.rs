@@ -30,9 +30,9 @@ use std::time::Duration;
 pub use loader::{
     AttachMode, Attached, ProgramCounters, FOREIGN_TEST_OBJECT_PATH, OBJECT_PATH, PROGRAM_NAME,
 };
-pub use sys::InterfaceInfo;
+pub use sys::{interface_info, neighbour_mac, InterfaceInfo, Kick};
 pub use worker::SocketCounters;
-pub use xsk::{BindMode, KernelStats, XskSizes, ZeroCopy};
+pub use xsk::{BindMode, KernelStats, Xsk, XskSizes, ZeroCopy};
 
 use crate::config::{Config, RxChecksumPolicy, XdpAttachMode, ZeroCopyPolicy};
 use crate::io::shutdown::Shutdown;

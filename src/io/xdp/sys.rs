@@ -611,6 +611,55 @@ pub fn xdp_detach(ifindex: u32, mode_flag: u32) -> io::Result<()> {
     nl.transact(&req, |_, _| {})
 }
 
+// ---- netlink: the neighbour table (a sender's next-hop MAC) ----
+
+const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
+const NUD_INCOMPLETE: u16 = 0x01;
+const NUD_FAILED: u16 = 0x20;
+
+/// The MAC address the neighbour table holds for `addr` on `ifindex`, if it has a usable
+/// entry (any state but INCOMPLETE and FAILED). A sender that builds its own frames (the load
+/// generator's AF_XDP transport) needs it for unicast destinations.
+pub fn neighbour_mac(ifindex: u32, addr: &Ipv6Addr) -> io::Result<Option<[u8; 6]>> {
+    let nl = Netlink::open()?;
+    let mut req = vec![0u8; 16];
+    req[4..6].copy_from_slice(&libc::RTM_GETNEIGH.to_ne_bytes());
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    req[6..8].copy_from_slice(&flags.to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    // struct ndmsg { u8 family, u8 pad1, u16 pad2, i32 ifindex, u16 state, u8 flags, u8 type }
+    let mut nd = [0u8; 12];
+    nd[0] = libc::AF_INET6 as u8;
+    nd[4..8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
+    req.extend_from_slice(&nd);
+    finish_len(&mut req);
+    let want = addr.octets();
+    let mut found = None;
+    nl.transact(&req, |ty, body| {
+        if ty != libc::RTM_NEWNEIGH || body.len() < 12 || found.is_some() {
+            return;
+        }
+        let index = u32::from_ne_bytes(body[4..8].try_into().expect("4 bytes"));
+        let state = u16::from_ne_bytes(body[8..10].try_into().expect("2 bytes"));
+        if index != ifindex || state & (NUD_INCOMPLETE | NUD_FAILED) != 0 {
+            return;
+        }
+        let (mut dst, mut mac) = (None, None);
+        for (t, p) in attrs(&body[12..]) {
+            match t {
+                NDA_DST if p.len() == 16 => dst = Some(p),
+                NDA_LLADDR if p.len() == 6 => mac = p.try_into().ok(),
+                _ => {}
+            }
+        }
+        if dst == Some(&want[..]) {
+            found = mac;
+        }
+    })?;
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -362,4 +362,35 @@ impl Xsk {
     pub fn kick_tx(&self) -> io::Result<sys::Kick> {
         sys::kick_tx(self.fd)
     }
+
+    /// Wake a driver that sleeps until its fill ring is kicked (zero-copy with need-wakeup).
+    pub fn kick_rx(&self) {
+        sys::kick_rx(self.fd)
+    }
+
+    /// Bytes per UMEM frame.
+    pub fn frame_size(&self) -> u32 {
+        self.frame_size
+    }
+
+    /// Take a frame from user space's free list to build a frame to transmit (a sender's TX
+    /// path; the server answers in the RX frame instead). `None` when every frame is with the
+    /// kernel: reap completions and try again. The frame returns to the pool through
+    /// [`transmit`](Self::transmit) and [`reap_completions`](Self::reap_completions), or
+    /// [`recycle`](Self::recycle) if it is not sent.
+    pub fn alloc_frame(&mut self) -> Option<u64> {
+        self.free.pop()
+    }
+
+    /// The whole of a frame user space owns (from [`alloc_frame`](Self::alloc_frame)), from
+    /// its base address to its end.
+    pub fn owned_frame_mut(&mut self, addr: u64) -> Option<&mut [u8]> {
+        let base = addr & self.frame_mask;
+        self.area.frame_mut(base, self.frame_size as usize)
+    }
+
+    /// Frames in user space's free list (neither in a ring nor held by the caller).
+    pub fn free_frames(&self) -> usize {
+        self.free.len()
+    }
 }
