@@ -39,7 +39,6 @@ for x in "$S xdbs fe80::1 2001:db8:1::1" "$C xdbc fe80::2 2001:db8:1::2"; do
   ip netns exec "$1" ethtool -K "$2" tx off >/dev/null
 done
 for _ in $(seq 100); do ip -n $C -6 route show table local dev xdbc | grep -q ff00:: && break; sleep 0.05; done
-MAC=$(ip -n $S link show xdbs | awk '/link\/ether/ {print $2}')
 
 config() { # backend
   cat <<TOML
@@ -69,7 +68,9 @@ run_case() {
   ip netns exec $S taskset -c 0 "$@" >"$WORK/$label.out" 2>"$WORK/$label.err" &
   local pid=$!
   for _ in $(seq 200); do grep -q "$ready" "$WORK/$label.out" "$WORK/$label.err" 2>/dev/null && break; sleep 0.05; done
-  ip netns exec $C "$BIN/xdp-loadgen" --iface xdbc --dst-mac "$MAC" --cpu 1 --server-pid $pid \
+  # Direct clients multicast their Solicits (RFC 8415 §16 has the server drop a unicast one).
+  ip netns exec $C "$BIN/xdp-loadgen" --iface xdbc --dst-mac 33:33:00:01:00:02 --dst-ip ff02::1:2 \
+    --cpu 1 --server-pid $pid \
     --size "$SIZE" --warmup-secs $WARM --duration-secs "$DUR" --label "$label"
   kill -TERM $pid 2>/dev/null || true
   wait $pid 2>/dev/null || true

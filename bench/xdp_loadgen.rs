@@ -17,12 +17,12 @@ use clap::Parser;
 struct Args {
     #[arg(long)]
     iface: String,
-    /// Server MAC, e.g. 02:00:00:00:00:01.
+    /// Destination MAC: 33:33:00:01:00:02 for ff02::1:2, or the server's for unicast.
     #[arg(long)]
     dst_mac: String,
     #[arg(long, default_value = "fe80::2")]
     src_ip: Ipv6Addr,
-    #[arg(long, default_value = "fe80::1")]
+    #[arg(long, default_value = "ff02::1:2")]
     dst_ip: Ipv6Addr,
     /// Frame size in bytes (Ethernet header included).
     #[arg(long, default_value_t = 162)]
