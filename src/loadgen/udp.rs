@@ -187,39 +187,12 @@ impl Transport for UdpTransport {
             h.msg_iov = &mut iov[i];
             h.msg_iovlen = 1;
         }
-        let mut sent = 0;
-        let mut dropped = 0;
-        let mut stalls = 0;
-        while sent < n {
-            // SAFETY: msgs[sent..n] are initialised headers whose iovecs point into self.tx and
-            // whose names point at self.dst, all alive and unaliased for the call.
-            let rc = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    msgs.as_mut_ptr().add(sent),
-                    (n - sent) as libc::c_uint,
-                    0,
-                )
-            };
-            if rc > 0 {
-                sent += rc as usize;
-                continue;
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => {}
-                io::ErrorKind::WouldBlock if stalls < 100 => {
-                    stalls += 1;
-                    let _ = wait_fd(fd, libc::POLLOUT, Duration::from_micros(200));
-                }
-                _ => {
-                    // Skip the datagram the kernel refused (or give up on a full socket).
-                    self.tx_errors += 1;
-                    self.last_error = Some(e);
-                    sent += 1;
-                    dropped += 1;
-                }
-            }
+        // SAFETY: msgs[..n] are initialised headers whose iovecs point into self.tx and whose
+        // names point at self.dst, all alive and unaliased until send_all returns.
+        let (dropped, error) = unsafe { send_all(fd, &mut msgs[..n]) };
+        if let Some(e) = error {
+            self.tx_errors += dropped;
+            self.last_error = Some(e);
         }
         dropped
     }
@@ -451,35 +424,49 @@ impl BatchSocket {
             h.msg_name = (&mut self.names[i] as *mut libc::sockaddr_in6).cast();
             h.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
         }
-        let mut sent = 0;
-        let mut dropped = 0;
-        let mut stalls = 0;
-        while sent < n {
-            // SAFETY: msgs[sent..n] are initialised and point into self.tx / self.names.
-            let rc = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    msgs.as_mut_ptr().add(sent),
-                    (n - sent) as libc::c_uint,
-                    0,
-                )
-            };
-            if rc > 0 {
-                sent += rc as usize;
-                continue;
+        // SAFETY: msgs[..n] are initialised and point into self.tx / self.names, alive until
+        // send_all returns.
+        unsafe { send_all(fd, &mut msgs[..n]) }.0
+    }
+}
+
+/// Send every message of `msgs` with `sendmmsg`, retrying partial sends and waiting briefly
+/// (bounded) on a full socket buffer. A datagram the kernel refuses is skipped and counted.
+/// Returns how many were skipped and the last error seen.
+///
+/// # Safety
+/// Every header in `msgs` must point at iovecs, buffers and names valid for the call.
+unsafe fn send_all(fd: i32, msgs: &mut [libc::mmsghdr]) -> (u64, Option<io::Error>) {
+    let n = msgs.len();
+    let (mut sent, mut dropped, mut stalls, mut last) = (0, 0u64, 0, None);
+    while sent < n {
+        // SAFETY: the caller guarantees msgs[sent..n] are valid for sendmmsg.
+        let rc = unsafe {
+            libc::sendmmsg(
+                fd,
+                msgs.as_mut_ptr().add(sent),
+                (n - sent) as libc::c_uint,
+                0,
+            )
+        };
+        if rc > 0 {
+            sent += rc as usize;
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock if stalls < 100 => {
+                stalls += 1;
+                let _ = wait_fd(fd, libc::POLLOUT, Duration::from_micros(200));
             }
-            match io::Error::last_os_error().kind() {
-                io::ErrorKind::Interrupted => {}
-                io::ErrorKind::WouldBlock if stalls < 100 => {
-                    stalls += 1;
-                    let _ = wait_fd(fd, libc::POLLOUT, Duration::from_micros(200));
-                }
-                _ => {
-                    sent += 1;
-                    dropped += 1;
-                }
+            _ => {
+                // Skip the datagram the kernel refused (or give up on a full socket).
+                last = Some(e);
+                sent += 1;
+                dropped += 1;
             }
         }
-        dropped
     }
+    (dropped, last)
 }
