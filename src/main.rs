@@ -178,29 +178,31 @@ fn serve(config_path: &Path, stats_file: Option<PathBuf>) -> anyhow::Result<()> 
     };
     let stop = Arc::new(AtomicBool::new(false));
     let housekeeping = daemon::spawn_housekeeping(rt.clone(), stop.clone())?;
-    let result = match backend {
-        Backend::Socket(b) => {
-            let opts = socket::SocketOptions {
-                stats_file,
-                ..Default::default()
-            };
-            b.run(&*rt, rt.stats(), &shutdown, &opts)
-                .map(drop)
-                .map_err(anyhow::Error::from)
+    // One stats file for both backends: the whole snapshot the control socket answers with.
+    let mut error_logged = false;
+    let mut write_stats = || {
+        let Some(path) = &stats_file else { return };
+        let written = serde_json::to_vec_pretty(&rt.snapshot())
+            .map_err(std::io::Error::other)
+            .and_then(|json| xdhcp6::io::write_atomically(path, &json));
+        if let Err(e) = written {
+            if !std::mem::replace(&mut error_logged, true) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write stats file");
+            }
         }
+    };
+    let result = match backend {
+        Backend::Socket(b) => b
+            .run(
+                &*rt,
+                rt.stats(),
+                &shutdown,
+                &socket::SocketOptions::default(),
+                &mut write_stats,
+            )
+            .map(drop)
+            .map_err(anyhow::Error::from),
         Backend::Xdp(b) => {
-            let mut error_logged = false;
-            let mut write_stats = || {
-                let Some(path) = &stats_file else { return };
-                let written = serde_json::to_vec_pretty(&rt.snapshot())
-                    .map_err(std::io::Error::other)
-                    .and_then(|json| xdhcp6::io::write_atomically(path, &json));
-                if let Err(e) = written {
-                    if !std::mem::replace(&mut error_logged, true) {
-                        tracing::warn!(path = %path.display(), error = %e, "cannot write stats file");
-                    }
-                }
-            };
             let r = b.run(&*rt, rt.stats(), &shutdown, &mut write_stats);
             let total = rt.snapshot().total();
             tracing::info!(

@@ -54,6 +54,7 @@ fn with_backend<H: Handler, T: Send>(
     workers: usize,
     handler: &H,
     opts: &SocketOptions,
+    mut tick: impl FnMut() + Send,
     client: impl FnOnce() -> T + Send,
 ) -> (T, ServerSnapshot) {
     let dir = TempDir::new("backend");
@@ -69,7 +70,7 @@ fn with_backend<H: Handler, T: Send>(
                 net.server_ifindex
             );
             let stats = backend.new_stats();
-            backend.run(handler, &stats, &shutdown, opts)
+            backend.run(handler, &stats, &shutdown, opts, &mut tick)
         });
         // The sockets are bound and joined before `run` starts; a short pause covers the
         // bind itself.
@@ -110,23 +111,30 @@ fn multicast_is_answered_exactly_once_across_workers() {
     };
     const N: u32 = 400;
     let ifindex = net.client_ifindex;
-    let (replies, stats) = with_backend(&net, 4, &echo, &SocketOptions::default(), || {
-        let sock = client_socket();
-        let rx = sock.try_clone().unwrap();
-        // Receive while sending, or the client's own receive buffer overflows.
-        std::thread::scope(|s| {
-            let receiver = s.spawn(move || collect(&rx, Duration::from_secs(3)));
-            let dst = SocketAddrV6::new(ALL_DHCP_RELAY_AGENTS_AND_SERVERS, 547, 0, ifindex);
-            for i in 0..N {
-                sock.send_to(&i.to_be_bytes(), dst).unwrap();
-                if i % 50 == 49 {
-                    // Stay under the socket buffers: this tests exactly-once, not overload.
-                    std::thread::sleep(Duration::from_millis(5));
+    let (replies, stats) = with_backend(
+        &net,
+        4,
+        &echo,
+        &SocketOptions::default(),
+        || {},
+        || {
+            let sock = client_socket();
+            let rx = sock.try_clone().unwrap();
+            // Receive while sending, or the client's own receive buffer overflows.
+            std::thread::scope(|s| {
+                let receiver = s.spawn(move || collect(&rx, Duration::from_secs(3)));
+                let dst = SocketAddrV6::new(ALL_DHCP_RELAY_AGENTS_AND_SERVERS, 547, 0, ifindex);
+                for i in 0..N {
+                    sock.send_to(&i.to_be_bytes(), dst).unwrap();
+                    if i % 50 == 49 {
+                        // Stay under the socket buffers: this tests exactly-once, not overload.
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                 }
-            }
-            receiver.join().unwrap()
-        })
-    });
+                receiver.join().unwrap()
+            })
+        },
+    );
     let mut seen = vec![0u32; N as usize];
     for (from, r) in &replies {
         assert_eq!(
@@ -172,12 +180,19 @@ fn unicast_to_our_global_address_is_answered_from_it() {
         expect_ifindex: net.server_ifindex,
         bad_meta: AtomicU64::new(0),
     };
-    let (replies, stats) = with_backend(&net, 2, &echo, &SocketOptions::default(), || {
-        let sock = client_socket();
-        sock.send_to(b"uni", SocketAddrV6::new(SERVER_GLOBAL, 547, 0, 0))
-            .unwrap();
-        collect(&sock, Duration::from_millis(700))
-    });
+    let (replies, stats) = with_backend(
+        &net,
+        2,
+        &echo,
+        &SocketOptions::default(),
+        || {},
+        || {
+            let sock = client_socket();
+            sock.send_to(b"uni", SocketAddrV6::new(SERVER_GLOBAL, 547, 0, 0))
+                .unwrap();
+            collect(&sock, Duration::from_millis(700))
+        },
+    );
     assert_eq!(replies.len(), 1, "{stats:?}");
     let (from, r) = &replies[0];
     assert_eq!(
@@ -193,15 +208,15 @@ fn unicast_to_our_global_address_is_answered_from_it() {
     assert_eq!(echo.bad_meta.load(Ordering::Relaxed), 0);
 }
 
-/// The core drops garbage; drops are counted and reach the stats file.
+/// The core drops garbage and the drops are counted; `tick` (where `serve` writes its stats
+/// file) runs every interval while serving and once more at exit.
 #[test]
-fn core_drops_are_counted_and_written_to_the_stats_file() {
+fn core_drops_are_counted_and_tick_runs_periodically_and_at_exit() {
+    use std::sync::atomic::{AtomicU32, Ordering};
     let net = NetPair::new();
     let dir = TempDir::new("stats");
-    let stats_file = dir.join("stats.json");
     let opts = SocketOptions {
-        stats_file: Some(stats_file.clone()),
-        stats_interval: Duration::from_millis(100),
+        tick_interval: Duration::from_millis(100),
     };
     let server = xdhcp6::proto::Server::new(
         &backend_config("unused", 1, dir.path()),
@@ -209,7 +224,11 @@ fn core_drops_are_counted_and_written_to_the_stats_file() {
         vec![0, 4, 0, 0, 0, 1],
     );
     let ifindex = net.client_ifindex;
-    let (periodic, stats) = with_backend(&net, 2, &server, &opts, || {
+    let ticks = AtomicU32::new(0);
+    let tick = || {
+        ticks.fetch_add(1, Ordering::Relaxed);
+    };
+    let (while_serving, stats) = with_backend(&net, 2, &server, &opts, tick, || {
         let sock = client_socket();
         let dst = SocketAddrV6::new(ALL_DHCP_RELAY_AGENTS_AND_SERVERS, 547, 0, ifindex);
         for _ in 0..10 {
@@ -217,12 +236,17 @@ fn core_drops_are_counted_and_written_to_the_stats_file() {
         }
         let got = collect(&sock, Duration::from_millis(500));
         assert!(got.is_empty(), "garbage must not be answered");
-        // The periodic writer has run by now.
-        std::fs::read_to_string(&stats_file).expect("stats file written while running")
+        ticks.load(Ordering::Relaxed)
     });
-    let periodic: serde_json::Value = serde_json::from_str(&periodic).unwrap();
-    let periodic: ServerSnapshot = serde_json::from_value(periodic).unwrap();
-    assert_eq!(periodic.total().rx, 10);
+    // ≥ 700 ms of serving at a 100 ms interval.
+    assert!(
+        while_serving >= 3,
+        "tick ran {while_serving} times while serving"
+    );
+    assert!(
+        ticks.load(Ordering::Relaxed) > while_serving,
+        "tick runs once more at exit"
+    );
     let total = stats.total();
     assert_eq!(total.rx, 10);
     assert_eq!(total.tx, 0);
@@ -234,13 +258,6 @@ fn core_drops_are_counted_and_written_to_the_stats_file() {
             .filter(|(k, _)| k.starts_with("io_"))
             .all(|(_, n)| *n == 0),
         "dropped by the core, not the backend"
-    );
-    let last: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).unwrap()).unwrap();
-    assert_eq!(
-        last,
-        serde_json::to_value(&stats).unwrap(),
-        "final stats written at exit"
     );
 }
 

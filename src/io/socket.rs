@@ -30,7 +30,6 @@
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -91,17 +90,14 @@ pub enum SocketError {
 /// Options of the socket backend that are not part of the configuration file.
 #[derive(Debug, Clone)]
 pub struct SocketOptions {
-    /// Write counters as JSON here every `stats_interval` and at exit (see
-    /// [`ServerSnapshot`], the control socket's `stats` answer); read by the integration tests.
-    pub stats_file: Option<PathBuf>,
-    pub stats_interval: Duration,
+    /// How often [`SocketBackend::run`] calls its `tick` (stats file, health) while serving.
+    pub tick_interval: Duration,
 }
 
 impl Default for SocketOptions {
     fn default() -> Self {
         SocketOptions {
-            stats_file: None,
-            stats_interval: Duration::from_secs(1),
+            tick_interval: Duration::from_secs(1),
         }
     }
 }
@@ -179,14 +175,17 @@ impl SocketBackend {
     }
 
     /// Serve until `shutdown` is triggered (or a worker fails, which triggers it). Worker `i`
-    /// counts into `stats[i]`; there must be one block per worker. Returns the final counters,
-    /// which are also logged and, with `opts.stats_file`, written out.
+    /// counts into `stats[i]`; there must be one block per worker. `tick` runs on the calling
+    /// thread every `opts.tick_interval` and once more after the workers stopped (the same
+    /// contract as the XDP backend's `run`: stats files, status snapshots). Returns the final
+    /// counters, which are also logged.
     pub fn run<H: Handler>(
         &self,
         handler: &H,
         stats: &[WorkerStats],
         shutdown: &Shutdown,
         opts: &SocketOptions,
+        tick: &mut dyn FnMut(),
     ) -> Result<ServerSnapshot, SocketError> {
         assert_eq!(stats.len(), self.workers, "one stats block per worker");
         tracing::info!(
@@ -216,16 +215,8 @@ impl SocketBackend {
                     }
                 }
             }
-            let mut stats_error_logged = false;
-            while !shutdown.wait(opts.stats_interval) {
-                if let Some(path) = &opts.stats_file {
-                    if let Err(e) = write_stats(path, stats) {
-                        if !stats_error_logged {
-                            tracing::warn!(path = %path.display(), error = %e, "cannot write stats file");
-                            stats_error_logged = true;
-                        }
-                    }
-                }
+            while !shutdown.wait(opts.tick_interval) {
+                tick();
             }
             let mut first_error = spawn_error;
             for h in handles {
@@ -239,12 +230,8 @@ impl SocketBackend {
             }
             first_error.map_or(Ok(()), Err)
         });
+        tick();
         let snap = snapshot(stats);
-        if let Some(path) = &opts.stats_file {
-            if let Err(e) = write_stats(path, stats) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot write stats file");
-            }
-        }
         let total = snap.total();
         tracing::info!(
             received = total.rx,
@@ -271,11 +258,6 @@ pub fn snapshot(stats: &[WorkerStats]) -> ServerSnapshot {
     }
 }
 
-fn write_stats(path: &std::path::Path, stats: &[WorkerStats]) -> io::Result<()> {
-    let json = serde_json::to_vec_pretty(&snapshot(stats)).map_err(io::Error::other)?;
-    super::write_atomically(path, &json)
-}
-
 /// Bind the configured interfaces, tell `server` their indexes, and serve until shutdown:
 /// the whole socket backend in one call, for `xdhcp6 serve`. Counters go to `stats` when
 /// blocks of its own; use [`SocketBackend`] directly to share them with a control socket.
@@ -290,7 +272,7 @@ pub fn serve<S: crate::lease::LeaseStore>(
         server.set_interface(iface.ifindex, &iface.name);
     }
     let stats = backend.new_stats();
-    backend.run(&*server, &stats, shutdown, opts)
+    backend.run(&*server, &stats, shutdown, opts, &mut || {})
 }
 
 fn open_socket(iface: &Interface, port: u16) -> Result<Socket, SocketError> {
