@@ -1,6 +1,6 @@
 //! Lease table benchmarks (see docs/benchmarks.md, "Lease table").
 //!
-//! `cargo bench --bench lease -- [--sizes 1000000,10000000] [--dir DIR] [--cold]`
+//! `cargo bench --bench lease -- [--sizes 1000000,10000000] [--dir DIR] [--cold] [--group-only | --no-group]`
 //!
 //! For each size N: allocate N new bindings (one core), then random lookup-and-renew (one
 //! core), file and resident bytes per lease, reopen time; then group-commit throughput and the
@@ -15,6 +15,7 @@ use xdhcp6::lease::{
     AllocRequest, BindingKey, IaType, LeaseStore, Lifetimes, NoReservations, PoolSpec,
 };
 
+const HOT: u64 = 256;
 const LT: Lifetimes = Lifetimes {
     preferred: 3600,
     valid: 7200,
@@ -72,6 +73,9 @@ fn cfg(path: &Path, n: u64, durability: Durability) -> TableConfig {
     }
 }
 
+/// `--only SUBSTR[,SUBSTR…]`: run only the measurements whose label contains one of them.
+static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -89,6 +93,12 @@ fn per_sec(n: u64, d: Duration) -> f64 {
 /// Runs `f`, printing ops/s by wall clock and by this process's CPU time (the VM is shared:
 /// CPU time shows what one core does when it is not taken by others).
 fn timed(label: &str, ops: u64, f: impl FnOnce()) {
+    if let Some(only) = ONLY.get() {
+        // Allocation fills the table every other measurement needs.
+        if !only.split(',').any(|o| label.contains(o)) && !label.contains("allocate-new") {
+            return;
+        }
+    }
     let cpu0 = cpu_time();
     let start = Instant::now();
     f();
@@ -188,6 +198,40 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
             }
         },
     );
+    // Lookup-and-renew as one call (what the server does for a Renew): one hash, one lock,
+    // one index probe, the record rewritten in place.
+    timed(&format!("N={n}: renew, random clients"), ops, || {
+        for _ in 0..ops {
+            let i = rng.next() % n;
+            let d = duid(&mut buf, i);
+            let key = BindingKey {
+                duid: d,
+                iaid: 1,
+                ia_type: IaType::Na,
+            };
+            t.renew(&key, &pool, LT, 1_000_002).unwrap().unwrap();
+        }
+    });
+    timed(&format!("N={n}: renew, hot 16 Ki clients"), ops, || {
+        for _ in 0..ops {
+            let i = rng.next() % n.min(HOT);
+            let d = duid(&mut buf, i);
+            let key = BindingKey {
+                duid: d,
+                iaid: 1,
+                ia_type: IaType::Na,
+            };
+            t.renew(&key, &pool, LT, 1_000_002).unwrap().unwrap();
+        }
+    });
+    // Batches of renewals (64: an RX batch; 256: a renew storm drained from several
+    // batches): `renew_many` hashes the batch, prefetches its index buckets and records, then
+    // renews the clients shard by shard.
+    renew_batched::<64>(&t, &pool, n, n, ops, &mut rng);
+    renew_batched::<256>(&t, &pool, n, n, ops, &mut rng);
+    // The same over 256 clients (all in cache): the CPU cost of the batched renewal itself.
+    renew_batched::<256>(&t, &pool, n, n.min(256), ops, &mut rng);
+    memory_ceiling(n, ops, &mut rng);
     timed(&format!("N={n}: lookup, random clients"), ops, || {
         for _ in 0..ops {
             let i = rng.next() % n;
@@ -248,6 +292,97 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
     );
     drop(t);
     let _ = std::fs::remove_file(&path);
+}
+
+fn renew_batched<const B: usize>(
+    t: &LeaseTable,
+    pool: &PoolSpec,
+    n: u64,
+    set: u64,
+    ops: u64,
+    rng: &mut Rng,
+) {
+    let what = if set == n {
+        "random".to_string()
+    } else {
+        format!("hot {set} clients")
+    };
+    timed(&format!("N={n}: renew_many({B}), {what}"), ops, || {
+        let mut bufs = [[0u8; 14]; B];
+        let mut out: [Option<Result<_, _>>; B] = [None; B];
+        let mut k = 0;
+        while k < ops {
+            for b in bufs.iter_mut() {
+                let i = rng.next() % set;
+                duid(b, i);
+            }
+            let keys: [BindingKey<'_>; B] = std::array::from_fn(|j| BindingKey {
+                duid: &bufs[j][..],
+                iaid: 1,
+                ia_type: IaType::Na,
+            });
+            t.renew_many(&keys, pool, LT, 1_000_003, &mut out);
+            for o in &out {
+                assert!(matches!(o, Some(Ok(_))), "renewal failed: {o:?}");
+            }
+            k += B as u64;
+        }
+    });
+}
+
+/// The memory ceiling of a random renew on this machine: the same accesses as `renew_many`
+/// (an 8-byte index bucket, then the 96-byte record it names, read and written back) over
+/// anonymous memory the size of the table's key index and records at `n` leases, batched and
+/// prefetched the same way, with no lease logic at all.
+fn memory_ceiling(n: u64, ops: u64, rng: &mut Rng) {
+    const B: usize = 256;
+    let buckets = (n + n / 4) as usize;
+    let index: Vec<u64> = (0..buckets as u64).map(|i| fmix(i) % n).collect();
+    let mut records = vec![0u8; n as usize * 96];
+    timed(
+        &format!("N={n}: memory ceiling (bucket + record, batched)"),
+        ops,
+        || {
+            let mut k = 0;
+            let mut at = [0usize; B];
+            while k < ops {
+                for a in at.iter_mut() {
+                    *a = (rng.next() % buckets as u64) as usize;
+                    prefetch(index.as_ptr().wrapping_add(*a) as *const u8);
+                }
+                for a in at.iter_mut() {
+                    *a = index[*a] as usize * 96;
+                    prefetch(records.as_ptr().wrapping_add(*a));
+                    prefetch(records.as_ptr().wrapping_add(*a + 95));
+                }
+                for &a in &at {
+                    let r = &mut records[a..a + 96];
+                    r[44] = r[44].wrapping_add(1);
+                    r[60] = r[60].wrapping_add(1);
+                }
+                k += B as u64;
+            }
+        },
+    );
+    std::hint::black_box(&records);
+}
+
+fn fmix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch cannot fault and reads nothing architecturally.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 fn bench_group_commit(dir: &Path, threads: u64, batch: u64, secs: f64) {
@@ -336,6 +471,10 @@ fn main() {
         PathBuf::from(arg("--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()));
     let cold = args.iter().any(|a| a == "--cold");
     let only_group = args.iter().any(|a| a == "--group-only");
+    let no_group = args.iter().any(|a| a == "--no-group");
+    if let Some(only) = arg("--only") {
+        let _ = ONLY.set(only);
+    }
     std::fs::create_dir_all(&dir).unwrap();
     if !only_group {
         for n in sizes {
@@ -344,6 +483,9 @@ fn main() {
     }
     let secs = if smoke { 0.2 } else { 3.0 };
     for (threads, batch) in [(1, 1), (2, 1), (2, 32)] {
+        if no_group {
+            break;
+        }
         bench_group_commit(&dir, threads, batch, secs);
     }
 }

@@ -103,14 +103,19 @@ fn crash_child() {
                 iaid: j as u32,
                 ia_type: IaType::Na,
             };
-            let Some(l) = t.lookup(&key, &pools[0], now) else {
-                continue;
+            // Alternately lookup then bind, and the one-call renew (its in-place fast path).
+            let l = if (i / 3) % 2 == 0 {
+                let Some(l) = t.lookup(&key, &pools[0], now) else {
+                    continue;
+                };
+                t.bind(&key, 1, l.resource, lt, now).unwrap()
+            } else {
+                let Some(l) = t.renew(&key, &pools[0], lt, now) else {
+                    continue;
+                };
+                l.unwrap()
             };
-            (
-                d.clone(),
-                j as u32,
-                t.bind(&key, 1, l.resource, lt, now).unwrap(),
-            )
+            (d.clone(), j as u32, l)
         } else {
             let d = duid(run, i);
             let key = BindingKey {

@@ -55,6 +55,21 @@ fn cfg(p: &Path) -> TableConfig {
     }
 }
 
+/// Open the table at `p`. Another test of this binary may fork (to run `mount`) while this
+/// one holds the file: the child then holds a copy of the mapping, and with it the file's lock,
+/// until it execs. So a `Locked` error is retried for a moment.
+fn open(p: &Path) -> Result<LeaseTable, TableError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match LeaseTable::open(cfg(p)) {
+            Err(TableError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
+
 fn duid(i: u64) -> Vec<u8> {
     let mut d = format!("client-{i}").into_bytes();
     if i % 5 == 0 {
@@ -87,7 +102,7 @@ fn corrupt_records_are_counted_and_skipped() {
     let pool = na(1 << 32);
     let pdp = pd();
     {
-        let t = LeaseTable::open(cfg(&p)).unwrap();
+        let t = open(&p).unwrap();
         for i in 0..3000 {
             grant(&t, if i % 4 == 0 { &pdp } else { &pool }, i).unwrap();
         }
@@ -129,7 +144,7 @@ fn corrupt_records_are_counted_and_skipped() {
     assert!(lost <= 41 + 40, "lost {lost}"); // a corrupt extension loses its binding too
     assert!(sum.corrupt > 0);
 
-    let t = LeaseTable::open(cfg(&p)).unwrap();
+    let t = open(&p).unwrap();
     let rep = t.open_report().clone();
     assert!(
         rep.corrupt >= lost as u64 / 2 && rep.corrupt > 0,
@@ -156,7 +171,7 @@ fn corrupt_records_are_counted_and_skipped() {
     }
     drop(t);
     assert_eq!(
-        LeaseTable::open(cfg(&p)).unwrap().open_report().corrupt,
+        open(&p).unwrap().open_report().corrupt,
         0,
         "corrupt slots were cleared"
     );
@@ -167,7 +182,7 @@ fn corrupt_header_is_a_clear_error_or_repaired() {
     let dir = tmpdir("header");
     let p = dir.join("leases");
     {
-        let t = LeaseTable::open(cfg(&p)).unwrap();
+        let t = open(&p).unwrap();
         for i in 0..100 {
             grant(&t, &na(1000), i).unwrap();
         }
@@ -178,7 +193,7 @@ fn corrupt_header_is_a_clear_error_or_repaired() {
         let mut b = good.clone();
         b[off] ^= 0x40;
         std::fs::write(&p, &b).unwrap();
-        let t = LeaseTable::open(cfg(&p)).unwrap();
+        let t = open(&p).unwrap();
         assert_eq!(t.open_report().header_repaired, 1, "offset {off}");
         assert_eq!(t.len(), 100);
     }
@@ -187,7 +202,7 @@ fn corrupt_header_is_a_clear_error_or_repaired() {
     b[1] ^= 1;
     b[2048 + 1] ^= 1;
     std::fs::write(&p, &b).unwrap();
-    match LeaseTable::open(cfg(&p)) {
+    match open(&p) {
         Err(e @ TableError::BadHeader { .. }) => {
             let msg = e.to_string();
             assert!(
@@ -205,20 +220,14 @@ fn corrupt_header_is_a_clear_error_or_repaired() {
     );
     // A file too short for its header, and one that is not a lease file at all.
     std::fs::write(&p, b"hello").unwrap();
-    assert!(matches!(
-        LeaseTable::open(cfg(&p)),
-        Err(TableError::BadHeader { .. })
-    ));
+    assert!(matches!(open(&p), Err(TableError::BadHeader { .. })));
     std::fs::write(&p, vec![0x5a; 10_000]).unwrap();
-    assert!(matches!(
-        LeaseTable::open(cfg(&p)),
-        Err(TableError::BadHeader { .. })
-    ));
+    assert!(matches!(open(&p), Err(TableError::BadHeader { .. })));
     // A truncated tail (crash during growth on another system): opens, keeps whole chunks.
     let mut b = good.clone();
     b.truncate(b.len() - 1000);
     std::fs::write(&p, &b).unwrap();
-    let t = LeaseTable::open(cfg(&p)).unwrap();
+    let t = open(&p).unwrap();
     assert!(t.len() <= 100);
 }
 
@@ -257,7 +266,7 @@ fn full_disk_fails_closed_and_loses_nothing() {
     let pool = na(1 << 40);
     let mut granted = HashMap::new();
     {
-        let t = LeaseTable::open(cfg(&p)).unwrap();
+        let t = open(&p).unwrap();
         // Grant until every shard is out of preallocated slots and the file cannot grow:
         // shards that still have room keep granting (their slots are already allocated on
         // disk), the others refuse.
@@ -292,7 +301,7 @@ fn full_disk_fails_closed_and_loses_nothing() {
             assert_eq!(t.lookup(&key, &pool, 1000).map(|l| l.resource), Some(*r));
         }
     }
-    let t = LeaseTable::open(cfg(&p)).unwrap();
+    let t = open(&p).unwrap();
     assert_eq!(t.open_report().corrupt, 0);
     assert_eq!(t.len(), granted.len() as u64);
     for (&i, r) in &granted {

@@ -72,6 +72,14 @@ enum Op {
         pool: usize,
         pick: u64,
     },
+    /// Lookup-and-renew in one call (`renew`), or for every client at once (`renew_many`).
+    Extend {
+        c: u8,
+        iaid: u32,
+        pool: usize,
+        batch: bool,
+        dt: u64,
+    },
     Release {
         c: u8,
         iaid: u32,
@@ -95,6 +103,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(c, iaid, pool, commit, dt)| Op::Alloc { c, iaid, pool, commit, dt }),
         3 => (0u8..7, 0u32..2, 0usize..2, 0u64..16)
             .prop_map(|(c, iaid, pool, pick)| Op::Renew { c, iaid, pool, pick }),
+        3 => (0u8..7, 0u32..2, 0usize..2, any::<bool>(), 0u64..60)
+            .prop_map(|(c, iaid, pool, batch, dt)| Op::Extend { c, iaid, pool, batch, dt }),
         2 => (0u8..7, 0u32..2, 0usize..2).prop_map(|(c, iaid, pool)| Op::Release { c, iaid, pool }),
         1 => (0u8..7, 0u32..2, 0usize..2, 1u32..80)
             .prop_map(|(c, iaid, pool, q)| Op::Decline { c, iaid, pool, q }),
@@ -274,6 +284,49 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             valid: LT.valid,
                         },
                     );
+                }
+            }
+            Op::Extend {
+                c,
+                iaid,
+                pool,
+                batch,
+                dt,
+            } => {
+                now += dt;
+                let spec = &pools[pool];
+                let clients: Vec<u8> = if batch { (0..7).collect() } else { vec![c] };
+                let keys: Vec<BindingKey<'_>> = clients
+                    .iter()
+                    .map(|&c| BindingKey {
+                        duid: &duids[c as usize],
+                        iaid,
+                        ia_type: spec.ia_type,
+                    })
+                    .collect();
+                let mut got = vec![None; keys.len()];
+                if batch {
+                    store.renew_many(&keys, spec, LT, now, &mut got);
+                } else {
+                    got[0] = store.renew(&keys[0], spec, LT, now);
+                }
+                for (&c, got) in clients.iter().zip(got) {
+                    // The binding `lookup` would return, extended; nothing otherwise.
+                    let want = m
+                        .own(c, iaid, pool)
+                        .filter(|(_, e)| e.state == BindingState::Active && e.expires() > now);
+                    match want {
+                        Some((r, _)) => {
+                            let l = got.expect("renewal of a current binding").expect("renew");
+                            prop_assert_eq!(l.resource, r);
+                            prop_assert_eq!(l.cltt, now);
+                            prop_assert_eq!(l.expires_at, now + u64::from(LT.valid));
+                            let e = m.recs.get_mut(&r).unwrap();
+                            e.cltt = now;
+                            e.valid = LT.valid;
+                        }
+                        None => prop_assert_eq!(got, None, "renewed without a current binding"),
+                    }
                 }
             }
             Op::Release { c, iaid, pool } | Op::Decline { c, iaid, pool, .. } => {

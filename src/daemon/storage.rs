@@ -271,6 +271,19 @@ impl LeaseStore for TableStore {
     }
 
     #[inline]
+    fn renew(
+        &self,
+        key: &BindingKey<'_>,
+        pool: &PoolSpec,
+        lifetimes: Lifetimes,
+        now: u64,
+    ) -> Option<Result<Lease, StoreError>> {
+        self.table
+            .renew(key, pool, lifetimes, now)
+            .map(|r| self.wrote(r))
+    }
+
+    #[inline]
     fn release(
         &self,
         key: &BindingKey<'_>,

@@ -214,6 +214,22 @@ pub trait LeaseStore: Send + Sync {
         now: u64,
     ) -> Result<Lease, StoreError>;
 
+    /// Lookup-and-renew in one step (Renew, Rebind, Request of a bound client): extend the
+    /// binding `lookup` would return to `lifetimes` from `now`. `None` when the client has no
+    /// current binding in `pool`; `Some(Err)` when the store refused the write. The same as
+    /// `lookup` then `bind` of the resource found; stores override it to do both under one
+    /// lock and one index probe.
+    fn renew(
+        &self,
+        key: &BindingKey<'_>,
+        pool: &PoolSpec,
+        lifetimes: Lifetimes,
+        now: u64,
+    ) -> Option<Result<Lease, StoreError>> {
+        let l = self.lookup(key, pool, now)?;
+        Some(self.bind(key, pool.id, l.resource, lifetimes, now))
+    }
+
     /// Release the client's binding of `resource` (RFC 8415 §18.3.7). `Err(NoBinding)` if the
     /// client does not hold it.
     fn release(&self, key: &BindingKey<'_>, resource: Resource, now: u64)
@@ -257,6 +273,16 @@ impl<T: LeaseStore + ?Sized> LeaseStore for std::sync::Arc<T> {
         now: u64,
     ) -> Result<Lease, StoreError> {
         (**self).bind(key, pool_id, resource, lifetimes, now)
+    }
+    #[inline]
+    fn renew(
+        &self,
+        key: &BindingKey<'_>,
+        pool: &PoolSpec,
+        lifetimes: Lifetimes,
+        now: u64,
+    ) -> Option<Result<Lease, StoreError>> {
+        (**self).renew(key, pool, lifetimes, now)
     }
     #[inline]
     fn release(

@@ -941,15 +941,14 @@ impl<'a, S: LeaseStore> Reply<'_, '_, 'a, S> {
             }
         }
         for pool in pools {
-            if let Some(l) = store.lookup(&key, pool, self.now) {
-                if !commit {
+            if !commit {
+                if let Some(l) = store.lookup(&key, pool, self.now) {
                     res.push(l.resource, lt);
                     return res;
                 }
-                if let Ok(l) = store.bind(&key, pool.id, l.resource, lt, self.now) {
-                    res.push(l.resource, lt);
-                    return res;
-                }
+            } else if let Some(Ok(l)) = store.renew(&key, pool, lt, self.now) {
+                res.push(l.resource, lt);
+                return res;
             }
         }
         for pool in pools {
@@ -1073,12 +1072,13 @@ impl<'a, S: LeaseStore> Reply<'_, '_, 'a, S> {
         }
         if bound.is_none() {
             for pool in pools {
-                if let Some(l) = store.lookup(&key, pool, self.now) {
-                    match store.bind(&key, pool.id, l.resource, lt, self.now) {
-                        Ok(l) => bound = Some(l.resource),
-                        Err(_) => return IaResult::status(Status::UnspecFail),
+                match store.renew(&key, pool, lt, self.now) {
+                    Some(Ok(l)) => {
+                        bound = Some(l.resource);
+                        break;
                     }
-                    break;
+                    Some(Err(_)) => return IaResult::status(Status::UnspecFail),
+                    None => {}
                 }
             }
         }

@@ -26,11 +26,13 @@ pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let mut tail = [0u8; 8];
-        tail[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(tail))
-            .wrapping_mul(K)
-            .rotate_left(29);
+        // The tail zero-padded to eight bytes, little-endian (a byte loop: a variable-length
+        // copy into a padded buffer would be a call to memcpy on the hot path).
+        let tail = rest
+            .iter()
+            .rev()
+            .fold(0u64, |t, &b| (t << 8) | u64::from(b));
+        h = (h ^ tail).wrapping_mul(K).rotate_left(29);
     }
     fmix64(h)
 }
@@ -82,5 +84,23 @@ mod tests {
             na_candidate(b"abc", 1, 0, 1000)
         );
         assert_ne!(resource_hash(1, 128), resource_hash(1, 64));
+        // Pinned against the zero-padded little-endian reading of the tail, for every tail
+        // length: the record checksum and every shard and candidate depend on these values.
+        let bytes: Vec<u8> = (1..=23u8).map(|b| b.wrapping_mul(37)).collect();
+        for len in 0..=bytes.len() {
+            let b = &bytes[..len];
+            let mut h = 7 ^ (len as u64).wrapping_mul(K);
+            let mut chunks = b.chunks(8);
+            for c in &mut chunks {
+                let mut w = [0u8; 8];
+                w[..c.len()].copy_from_slice(c);
+                h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
+            }
+            assert_eq!(hash_bytes(7, b), fmix64(h), "length {len}");
+        }
+        assert_eq!(
+            key_hash(b"\x00\x01\x00\x01abcdefghij", 1, 0),
+            0x7798_49d9_f497_f915
+        );
     }
 }

@@ -19,6 +19,22 @@ fn pack(tag: u32, slot: u32) -> u64 {
     (u64::from(tag) << 32) | u64::from(slot)
 }
 
+/// The home bucket of `tag` in a table of `capacity` entries: Fibonacci mixing, then
+/// multiply-shift onto 0..capacity.
+#[inline]
+fn home(tag: u32, capacity: usize) -> usize {
+    ((u64::from(tag.wrapping_mul(0x9e37_79b1)) * capacity as u64) >> 32) as usize
+}
+
+/// Prefetch the home bucket of `tag` in the entries at `raw_parts` (as [`Index::raw_parts`]
+/// returned them, possibly since replaced by a growth: then the prefetch is merely useless; a
+/// prefetch never faults).
+#[inline]
+pub fn prefetch_bucket((base, capacity): (usize, usize), tag: u32) {
+    let addr = base.wrapping_add(home(tag, capacity).wrapping_mul(8));
+    super::map::prefetch_addr(addr);
+}
+
 impl Default for Index {
     fn default() -> Self {
         Self::with_capacity(0)
@@ -45,8 +61,7 @@ impl Index {
 
     #[inline]
     fn home(&self, tag: u32) -> usize {
-        // Fibonacci mixing, then multiply-shift onto 0..capacity.
-        ((u64::from(tag.wrapping_mul(0x9e37_79b1)) * self.entries.len() as u64) >> 32) as usize
+        home(tag, self.entries.len())
     }
 
     #[inline]
@@ -86,10 +101,9 @@ impl Index {
         }
     }
 
-    /// Prefetch the bucket `tag` hashes to (batched lookups).
-    #[inline]
-    pub fn prefetch(&self, tag: u32) {
-        super::map::prefetch_ptr(&self.entries[self.home(tag)]);
+    /// Where the entries live: (address, capacity), for [`prefetch_bucket`] without the lock.
+    pub fn raw_parts(&self) -> (usize, usize) {
+        (self.entries.as_ptr() as usize, self.entries.len())
     }
 
     pub fn insert(&mut self, tag: u32, slot: u32) {

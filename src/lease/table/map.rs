@@ -149,19 +149,24 @@ impl Region {
         std::sync::atomic::fence(Ordering::Release);
     }
 
-    /// Hint that the record at `off` will be read soon (batched lookups): a prefetch, never a
-    /// fault. Out-of-range offsets are ignored.
+    /// Hint that the `len` bytes at `off` (a record) will be read soon (batched lookups):
+    /// prefetches, never a fault. Out-of-range offsets are ignored.
     #[inline]
-    pub fn prefetch(&self, off: usize) {
-        if off.saturating_add(64) > self.valid_len.load(Ordering::Relaxed) {
+    pub fn prefetch(&self, off: usize, len: usize) {
+        if len == 0 || off.saturating_add(len) > self.valid_len.load(Ordering::Relaxed) {
             return;
         }
+        // A record straddles two cache lines more often than not: fetch each line it touches.
+        let last = off + len - 1;
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a prefetch has no architectural effect (it cannot fault, even on an unmapped
-        // address); the address is inside the live mapping anyway (checked above).
+        // address); both addresses are inside the live mapping anyway (checked above).
         unsafe {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
             _mm_prefetch::<_MM_HINT_T0>(self.base.add(off) as *const i8);
+            if last / 64 != off / 64 {
+                _mm_prefetch::<_MM_HINT_T0>(self.base.add(last) as *const i8);
+            }
         }
     }
 
@@ -174,18 +179,19 @@ impl Region {
     }
 }
 
-/// Prefetch the cache line holding `p` (index buckets in batched lookups). No effect on other
-/// architectures.
+/// Prefetch the cache line at address `addr` (index buckets in batched lookups). The address
+/// may be stale or unmapped: a prefetch never faults. No effect on other architectures.
 #[inline]
-pub fn prefetch_ptr<T>(p: *const T) {
+pub fn prefetch_addr(addr: usize) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch has no architectural effect and cannot fault, whatever the address.
+    // SAFETY: a prefetch has no architectural effect and cannot fault, whatever the address;
+    // nothing is read through the pointer.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::without_provenance::<i8>(addr));
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+    let _ = addr;
 }
 
 /// Read-only mapping of a whole file, for offline inspection.

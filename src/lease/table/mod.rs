@@ -188,6 +188,50 @@ impl<T> Deref for Padded<T> {
     }
 }
 
+/// A key shard's lock, and where its key index lives: readable without the lock, so a batch
+/// can prefetch index buckets before it takes any lock (a stale value costs a useless prefetch,
+/// nothing more).
+struct KeyShardCell {
+    lock: Mutex<KeyShard>,
+    index_base: AtomicUsize,
+    index_capacity: AtomicUsize,
+}
+
+impl Deref for KeyShardCell {
+    type Target = Mutex<KeyShard>;
+    fn deref(&self) -> &Mutex<KeyShard> {
+        &self.lock
+    }
+}
+
+impl KeyShardCell {
+    fn new(ks: KeyShard) -> Self {
+        let (base, cap) = ks.keys.raw_parts();
+        KeyShardCell {
+            lock: Mutex::new(ks),
+            index_base: AtomicUsize::new(base),
+            index_capacity: AtomicUsize::new(cap),
+        }
+    }
+
+    /// Record where the key index lives now (after an insert, which may have grown it).
+    fn publish(&self, ks: &KeyShard) {
+        let (base, cap) = ks.keys.raw_parts();
+        self.index_base.store(base, Ordering::Relaxed);
+        self.index_capacity.store(cap, Ordering::Relaxed);
+    }
+
+    fn prefetch_bucket(&self, tag: u32) {
+        index::prefetch_bucket(
+            (
+                self.index_base.load(Ordering::Relaxed),
+                self.index_capacity.load(Ordering::Relaxed),
+            ),
+            tag,
+        );
+    }
+}
+
 struct KeyShard {
     /// Key hash tag → slot, for records in a keyed state (active, expired, released).
     keys: Index,
@@ -269,7 +313,7 @@ struct Inner {
     max_chunks: u64,
     server_id: u8,
     hold_secs: u32,
-    kshards: Box<[Padded<Mutex<KeyShard>>]>,
+    kshards: Box<[Padded<KeyShardCell>]>,
     rshards: Box<[Padded<Mutex<ResShard>>]>,
     pools: RwLock<HashMap<u32, Arc<PdPool>>>,
     grow_lock: Mutex<()>,
@@ -304,6 +348,19 @@ fn split(h: u64) -> (u32, u32) {
 #[inline]
 fn shard_of(low: u32, n: usize) -> usize {
     ((u64::from(low) * n as u64) >> 32) as usize
+}
+
+/// Keys of a batch are hashed and prefetched this many at a time (an RX batch or two).
+const PREFETCH_BATCH: usize = 64;
+/// `renew_many` works on chunks of this many keys: enough that most shards of a chunk hold
+/// several of its keys (one lock round trip serves them all), few enough that the records it
+/// prefetches stay in the L2 cache.
+const RENEW_BATCH: usize = 256;
+
+/// Can a binding with this key exist at all? (A DUID is 1..=130 bytes.)
+#[inline]
+fn valid_key(key: &BindingKey<'_>) -> bool {
+    !key.duid.is_empty() && key.duid.len() <= DUID_MAX
 }
 
 fn ia_code(t: IaType) -> u8 {
@@ -421,9 +478,21 @@ impl Inner {
         ks: &KeyShard,
         tag: u32,
         key: &BindingKey<'_>,
-        mut want: impl FnMut(&Record) -> bool,
+        want: impl FnMut(&Record) -> bool,
     ) -> Option<(u32, Record)> {
-        let mut best: Option<(u32, Record)> = None;
+        self.find_key_raw(ks, tag, key, want)
+            .map(|(slot, r, _)| (slot, r))
+    }
+
+    /// [`Inner::find_key`], with the record's bytes as they are in the mapping.
+    fn find_key_raw(
+        &self,
+        ks: &KeyShard,
+        tag: u32,
+        key: &BindingKey<'_>,
+        mut want: impl FnMut(&Record) -> bool,
+    ) -> Option<(u32, Record, [u8; RECORD_SIZE])> {
+        let mut best: Option<(u32, Record, [u8; RECORD_SIZE])> = None;
         let ia = ia_code(key.ia_type);
         ks.keys.find(tag, |slot| {
             let raw = self.region.read::<RECORD_SIZE>(self.slot_offset(slot));
@@ -437,9 +506,9 @@ impl Inner {
             };
             if (!r.has_ext() || self.key_matches(&r, key))
                 && want(&r)
-                && best.is_none_or(|(_, b)| r.seq > b.seq)
+                && best.is_none_or(|(_, b, _)| r.seq > b.seq)
             {
-                best = Some((slot, r));
+                best = Some((slot, r, raw));
             }
             None::<()>
         });
@@ -694,7 +763,10 @@ impl Inner {
         match (was_keyed, is_keyed) {
             (true, true) => assert!(ks.keys.replace(ktag, old_slot, slot)),
             (true, false) => assert!(ks.keys.remove(ktag, old_slot)),
-            (false, true) => ks.keys.insert(ktag, slot),
+            (false, true) => {
+                ks.keys.insert(ktag, slot);
+                self.kshards[shard].publish(ks);
+            }
             (false, false) => {}
         }
         let (rtag, rsi) = self.rshard(new.resource);
@@ -724,6 +796,28 @@ impl Inner {
         old: &Record,
         new: &Record,
     ) -> Result<(), StoreError> {
+        self.write_in_place(ks, shard, slot, &new.encode())?;
+        match (old.state.is_keyed(), new.state.is_keyed()) {
+            (true, false) => assert!(ks.keys.remove(ktag, slot), "key index lost a record"),
+            (false, true) => {
+                ks.keys.insert(ktag, slot);
+                self.kshards[shard].publish(ks);
+            }
+            _ => {}
+        }
+        Self::account(ks, new.pool_id, Some(old.state), Some(new.state));
+        Ok(())
+    }
+
+    /// The journal protocol of [`Inner::rewrite_in_place`]: `bytes` (same identity bytes as the
+    /// record in `slot`) to the journal slot, then into `slot`, then the journal emptied.
+    fn write_in_place(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        slot: u32,
+        bytes: &[u8; RECORD_SIZE],
+    ) -> Result<(), StoreError> {
         let journal = match ks.journal {
             Some(j) => j,
             None => {
@@ -732,8 +826,7 @@ impl Inner {
                 j
             }
         };
-        let bytes = new.encode();
-        self.write_record(journal, &bytes);
+        self.write_record(journal, bytes);
         let off = self.slot_offset(slot);
         self.region.write_u8_fenced(off + STATE_OFFSET, STATE_EMPTY);
         for r in record::MUTABLE_RANGES {
@@ -745,18 +838,12 @@ impl Inner {
                 b[STATE_OFFSET] = bytes[STATE_OFFSET];
                 b
             },
-            bytes,
+            *bytes,
             "identity bytes changed by an in-place update"
         );
         self.region
             .write_u8_release(off + STATE_OFFSET, bytes[STATE_OFFSET]);
         self.invalidate(journal);
-        match (old.state.is_keyed(), new.state.is_keyed()) {
-            (true, false) => assert!(ks.keys.remove(ktag, slot), "key index lost a record"),
-            (false, true) => ks.keys.insert(ktag, slot),
-            _ => {}
-        }
-        Self::account(ks, new.pool_id, Some(old.state), Some(new.state));
         Ok(())
     }
 
@@ -853,6 +940,7 @@ impl Inner {
             rs.res.insert(rtag, slot);
         }
         ks.keys.insert(ktag, slot);
+        self.kshards[shard].publish(ks);
         Self::account(ks, rec.pool_id, None, Some(rec.state));
         Ok(true)
     }
@@ -1216,6 +1304,232 @@ impl Inner {
         .map(|(_, r)| lease_of(&r))
     }
 
+    /// Lookup-and-renew under one lock and one index probe (see [`LeaseStore::renew`]), the
+    /// shard already locked. `seq` is a sequence number reserved for this update, used if it
+    /// is newer than the record's.
+    #[allow(clippy::too_many_arguments)]
+    fn renew_locked(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        key: &BindingKey<'_>,
+        ktag: u32,
+        pool: &PoolSpec,
+        lifetimes: Lifetimes,
+        now: u64,
+        seq: Option<u64>,
+    ) -> Option<Result<Lease, StoreError>> {
+        if self.durable.group.is_none() && key.duid.len() <= DUID_INLINE_MAX {
+            return self.renew_in_place(ks, shard, key, ktag, pool, lifetimes, now, seq);
+        }
+        let (slot, old, raw) = self.find_key_raw(ks, ktag, key, |r| {
+            r.pool_id == pool.id && r.state == BindingState::Active && r.expires_at() > now
+        })?;
+        if let Err(e) = self.check_writable() {
+            return Some(Err(e));
+        }
+        let mut new = Record {
+            lifetimes,
+            cltt: now,
+            ..old
+        };
+        if self.durable.group.is_some() {
+            // Copy-on-write (see `rewrite`).
+            return Some(
+                self.update(ks, shard, ktag, slot, &old, &mut new)
+                    .map(|()| lease_of(&new)),
+            );
+        }
+        // In place, patching the record's bytes: the state stays active, so neither index nor
+        // the counters change. The new version must sort after the old one (open keeps the
+        // higher sequence number of a record and its journal copy).
+        new.seq = match seq {
+            Some(s) if s > old.seq => s,
+            _ => self.next_seq(),
+        };
+        new.partner_acked = false;
+        let bytes = record::renewed(&raw, lifetimes, now, new.seq);
+        Some(
+            self.write_in_place(ks, shard, slot, &bytes)
+                .map(|()| lease_of(&new)),
+        )
+    }
+
+    /// The fast path of [`Inner::renew_locked`] (`Mapped` mode, DUID held inline): probes the
+    /// key index and rewrites the record in place from its bytes, never decoding it. Same
+    /// result as the general path: the newest active, unexpired record of the key in `pool`.
+    #[allow(clippy::too_many_arguments)]
+    fn renew_in_place(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        key: &BindingKey<'_>,
+        ktag: u32,
+        pool: &PoolSpec,
+        lifetimes: Lifetimes,
+        now: u64,
+        seq: Option<u64>,
+    ) -> Option<Result<Lease, StoreError>> {
+        let padded = record::raw::padded_duid(key.duid);
+        let ia = ia_code(key.ia_type);
+        let active = record::state_code(BindingState::Active);
+        let mut best: Option<(u32, [u8; RECORD_SIZE])> = None;
+        ks.keys.find(ktag, |slot| {
+            let raw = self.region.read::<RECORD_SIZE>(self.slot_offset(slot));
+            if record::raw::inline_key_matches(&raw, &padded, key.duid, key.iaid, ia)
+                && record::raw::state(&raw) == active
+                && record::raw::pool(&raw) == pool.id
+                && record::raw::expires_at(&raw) > now
+                && best.is_none_or(|(_, b)| record::raw::seq(&raw) > record::raw::seq(&b))
+            {
+                best = Some((slot, raw));
+            }
+            None::<()>
+        });
+        let (slot, raw) = best?;
+        if let Err(e) = self.check_writable() {
+            return Some(Err(e));
+        }
+        // The new version must sort after the old one (open keeps the higher sequence number
+        // of a record and its journal copy).
+        let seq = match seq {
+            Some(s) if s > record::raw::seq(&raw) => s,
+            _ => self.next_seq(),
+        };
+        let bytes = record::renewed(&raw, lifetimes, now, seq);
+        Some(
+            self.write_in_place(ks, shard, slot, &bytes)
+                .map(|()| Lease {
+                    resource: record::raw::resource(&raw),
+                    lifetimes,
+                    cltt: now,
+                    expires_at: record::expiry(now, lifetimes.valid),
+                }),
+        )
+    }
+
+    fn renew_hashed(
+        &self,
+        key: &BindingKey<'_>,
+        h: u64,
+        pool: &PoolSpec,
+        lifetimes: Lifetimes,
+        now: u64,
+    ) -> Option<Result<Lease, StoreError>> {
+        let (ktag, low) = split(h);
+        let shard = shard_of(low, self.kshards.len());
+        let mut ks = lock(&self.kshards[shard]);
+        self.renew_locked(&mut ks, shard, key, ktag, pool, lifetimes, now, None)
+    }
+
+    fn renew(
+        &self,
+        key: &BindingKey<'_>,
+        pool: &PoolSpec,
+        lifetimes: Lifetimes,
+        now: u64,
+    ) -> Option<Result<Lease, StoreError>> {
+        if !valid_key(key) {
+            return None;
+        }
+        let h = hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type));
+        self.renew_hashed(key, h, pool, lifetimes, now)
+    }
+
+    /// Hash every key of a batch and prefetch its index bucket, then the records the buckets
+    /// point at, so the cache misses of the batch overlap instead of following one another.
+    /// Returns the hashes (0 for a key no lookup can match).
+    fn prefetch_batch<const N: usize>(&self, keys: &[BindingKey<'_>]) -> [u64; N] {
+        debug_assert!(keys.len() <= N);
+        let n = self.kshards.len();
+        let mut hs = [0u64; N];
+        for (h, key) in hs.iter_mut().zip(keys) {
+            if !valid_key(key) {
+                continue;
+            }
+            *h = hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type));
+            let (tag, low) = split(*h);
+            self.kshards[shard_of(low, n)].prefetch_bucket(tag);
+        }
+        for (&h, key) in hs.iter().zip(keys) {
+            if !valid_key(key) {
+                continue;
+            }
+            let (tag, low) = split(h);
+            let ks = lock(&self.kshards[shard_of(low, n)]);
+            ks.keys.find(tag, |slot| {
+                self.region.prefetch(self.slot_offset(slot), RECORD_SIZE);
+                None::<()>
+            });
+        }
+        hs
+    }
+
+    /// [`LeaseTable::renew_many`]. Per chunk of keys: hash each and prefetch its index bucket
+    /// (no lock); then, one shard lock per shard the chunk touches, probe the buckets and
+    /// prefetch the records; then, again one lock per shard, renew. A chunk's sequence numbers
+    /// are reserved with one atomic add. Keys of one shard keep their order, so a key listed
+    /// twice is renewed twice, in order, as by `renew` one key at a time.
+    fn renew_many(
+        &self,
+        keys: &[BindingKey<'_>],
+        pool: &PoolSpec,
+        lifetimes: Lifetimes,
+        now: u64,
+        out: &mut [Option<Result<Lease, StoreError>>],
+    ) {
+        assert_eq!(keys.len(), out.len(), "one result per key");
+        let n = self.kshards.len();
+        for (keys, out) in keys.chunks(RENEW_BATCH).zip(out.chunks_mut(RENEW_BATCH)) {
+            let mut tags = [0u32; RENEW_BATCH];
+            // (shard, position in the chunk) of every valid key.
+            let mut order = [(0u32, 0u32); RENEW_BATCH];
+            let mut m = 0;
+            for (i, (key, o)) in keys.iter().zip(out.iter_mut()).enumerate() {
+                *o = None;
+                if !valid_key(key) {
+                    continue;
+                }
+                let (tag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
+                let shard = shard_of(low, n);
+                self.kshards[shard].prefetch_bucket(tag);
+                tags[i] = tag;
+                order[m] = (shard as u32, i as u32);
+                m += 1;
+            }
+            let order = &mut order[..m];
+            order.sort_unstable();
+            for group in order.chunk_by(|a, b| a.0 == b.0) {
+                let ks = lock(&self.kshards[group[0].0 as usize]);
+                for &(_, i) in group {
+                    ks.keys.find(tags[i as usize], |slot| {
+                        self.region.prefetch(self.slot_offset(slot), RECORD_SIZE);
+                        None::<()>
+                    });
+                }
+            }
+            let mut seq = self.next_seq.fetch_add(m as u64, Ordering::Relaxed);
+            for group in order.chunk_by(|a, b| a.0 == b.0) {
+                let shard = group[0].0 as usize;
+                let mut ks = lock(&self.kshards[shard]);
+                for &(_, i) in group {
+                    let i = i as usize;
+                    out[i] = self.renew_locked(
+                        &mut ks,
+                        shard,
+                        &keys[i],
+                        tags[i],
+                        pool,
+                        lifetimes,
+                        now,
+                        Some(seq),
+                    );
+                    seq += 1;
+                }
+            }
+        }
+    }
+
     /// Batched lookup (see [`LeaseTable::lookup_many`]): hash every key and prefetch its index
     /// bucket, then prefetch the records the buckets point at, then look each up; the cache
     /// misses of a batch overlap instead of following one another.
@@ -1227,32 +1541,16 @@ impl Inner {
         out: &mut [Option<Lease>],
     ) {
         assert_eq!(keys.len(), out.len(), "one result per key");
-        const BATCH: usize = 64;
-        let n = self.kshards.len();
-        for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
-            let mut hs = [0u64; BATCH];
-            for (h, key) in hs.iter_mut().zip(keys) {
-                if key.duid.is_empty() || key.duid.len() > DUID_MAX {
-                    *h = 0;
-                    continue;
-                }
-                *h = hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type));
-                let (tag, low) = split(*h);
-                lock(&self.kshards[shard_of(low, n)]).keys.prefetch(tag);
-            }
-            for &h in &hs[..keys.len()] {
-                let (tag, low) = split(h);
-                let ks = lock(&self.kshards[shard_of(low, n)]);
-                ks.keys.find(tag, |slot| {
-                    self.region.prefetch(self.slot_offset(slot));
-                    None::<()>
-                });
-            }
+        for (keys, out) in keys
+            .chunks(PREFETCH_BATCH)
+            .zip(out.chunks_mut(PREFETCH_BATCH))
+        {
+            let hs = self.prefetch_batch::<PREFETCH_BATCH>(keys);
             for ((o, key), &h) in out.iter_mut().zip(keys).zip(&hs) {
-                *o = if key.duid.is_empty() || key.duid.len() > DUID_MAX {
-                    None
-                } else {
+                *o = if valid_key(key) {
                     self.lookup_hashed(key, h, pool, now)
+                } else {
+                    None
                 };
             }
         }
@@ -1555,6 +1853,21 @@ impl LeaseTable {
         self.inner.lookup_many(keys, pool, now, out)
     }
 
+    /// [`LeaseStore::renew`] for a whole batch of keys in one pool (the renewals of one RX
+    /// batch): `out[i]` is the renewal of `keys[i]`. Hashes all keys and prefetches their index
+    /// buckets and records first, so the cache misses of the batch overlap. Same results as
+    /// calling `renew` on each key in order.
+    pub fn renew_many(
+        &self,
+        keys: &[BindingKey<'_>],
+        pool: &PoolSpec,
+        lifetimes: Lifetimes,
+        now: u64,
+        out: &mut [Option<Result<Lease, StoreError>>],
+    ) {
+        self.inner.renew_many(keys, pool, lifetimes, now, out)
+    }
+
     /// Force every write so far to stable storage.
     pub fn sync(&self) -> Result<(), StoreError> {
         sync_now(&self.inner)
@@ -1723,6 +2036,16 @@ impl LeaseStore for LeaseTable {
         now: u64,
     ) -> Result<Lease, StoreError> {
         self.inner.bind(key, pool_id, resource, lifetimes, now)
+    }
+
+    fn renew(
+        &self,
+        key: &BindingKey<'_>,
+        pool: &PoolSpec,
+        lifetimes: Lifetimes,
+        now: u64,
+    ) -> Option<Result<Lease, StoreError>> {
+        self.inner.renew(key, pool, lifetimes, now)
     }
 
     fn release(

@@ -181,7 +181,7 @@ pub(super) fn open(cfg: TableConfig) -> Result<LeaseTable, TableError> {
         server_id: cfg.server_id,
         hold_secs: cfg.affinity_hold_secs,
         kshards: (0..geo.shards)
-            .map(|_| Padded(Mutex::new(new_key_shard())))
+            .map(|_| Padded(KeyShardCell::new(new_key_shard())))
             .collect(),
         rshards: (0..nr)
             .map(|_| {
@@ -509,7 +509,9 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
                                 ks.free.push(slot);
                             }
                         }
-                        *inner_ref.kshards[s].0.lock().expect("poisoned") = ks;
+                        let cell = &inner_ref.kshards[s];
+                        cell.publish(&ks);
+                        *cell.lock.lock().expect("poisoned") = ks;
                     }
                     totals
                 })

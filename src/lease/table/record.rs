@@ -131,13 +131,18 @@ pub struct Record {
     pub duid_inline: [u8; DUID_INLINE_MAX],
 }
 
+/// When a lease granted at `cltt` for `valid` seconds ends (`u64::MAX`: never, RFC 8415 §7.7).
+pub fn expiry(cltt: u64, valid: u32) -> u64 {
+    if valid == u32::MAX {
+        u64::MAX
+    } else {
+        cltt.saturating_add(u64::from(valid))
+    }
+}
+
 impl Record {
     pub fn expires_at(&self) -> u64 {
-        if self.lifetimes.valid == u32::MAX {
-            u64::MAX
-        } else {
-            self.cltt.saturating_add(u64::from(self.lifetimes.valid))
-        }
+        expiry(self.cltt, self.lifetimes.valid)
     }
 
     pub fn has_ext(&self) -> bool {
@@ -205,6 +210,26 @@ impl Record {
         seal(&mut b);
         b
     }
+}
+
+/// The encoded main record `b` renewed: new lifetimes, client last transaction time and
+/// sequence number, not yet acknowledged by the partner, resealed. Byte for byte what
+/// `Record::encode` gives for the decoded record with those fields changed, without decoding
+/// (the renew fast path).
+pub fn renewed(
+    b: &[u8; RECORD_SIZE],
+    lifetimes: Lifetimes,
+    cltt: u64,
+    seq: u64,
+) -> [u8; RECORD_SIZE] {
+    let mut n = *b;
+    n[field::PREFERRED].copy_from_slice(&lifetimes.preferred.to_le_bytes());
+    n[field::VALID].copy_from_slice(&lifetimes.valid.to_le_bytes());
+    n[field::CLTT].copy_from_slice(&cltt.to_le_bytes());
+    n[field::SEQ].copy_from_slice(&seq.to_le_bytes());
+    n[field::FLAGS] &= !FLAG_PARTNER_ACKED;
+    seal(&mut n);
+    n
 }
 
 /// An extension record: `len` DUID bytes.
@@ -335,6 +360,66 @@ pub fn raw_key_matches(b: &[u8; RECORD_SIZE], duid: &[u8], iaid: u32, ia_type: u
     }
 }
 
+/// Fields of an encoded main record, read where they are (the renew fast path, which neither
+/// decodes nor re-encodes a record).
+pub mod raw {
+    use super::{field, rd_u32, rd_u64, RECORD_SIZE};
+    use crate::lease::Resource;
+    use std::net::Ipv6Addr;
+
+    pub fn state(b: &[u8; RECORD_SIZE]) -> u8 {
+        b[field::STATE]
+    }
+    pub fn pool(b: &[u8; RECORD_SIZE]) -> u32 {
+        rd_u32(&b[field::POOL])
+    }
+    pub fn expires_at(b: &[u8; RECORD_SIZE]) -> u64 {
+        super::expiry(rd_u64(&b[field::CLTT]), rd_u32(&b[field::VALID]))
+    }
+    pub fn seq(b: &[u8; RECORD_SIZE]) -> u64 {
+        rd_u64(&b[field::SEQ])
+    }
+    pub fn resource(b: &[u8; RECORD_SIZE]) -> Resource {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&b[field::ADDR]);
+        Resource {
+            addr: Ipv6Addr::from(a),
+            len: b[field::PREFIX_LEN],
+        }
+    }
+
+    /// The inline DUID area a record of a DUID of at most `DUID_INLINE_MAX` bytes holds: the
+    /// DUID, zero-padded.
+    pub fn padded_duid(duid: &[u8]) -> [u8; super::DUID_INLINE_MAX] {
+        let mut p = [0u8; super::DUID_INLINE_MAX];
+        p[..duid.len()].copy_from_slice(duid);
+        p
+    }
+
+    /// [`super::raw_key_matches`] for a DUID of at most `DUID_INLINE_MAX` bytes, given
+    /// zero-padded: one fixed-size comparison instead of a variable-length one.
+    #[inline]
+    pub fn inline_key_matches(
+        b: &[u8; RECORD_SIZE],
+        padded: &[u8; super::DUID_INLINE_MAX],
+        duid: &[u8],
+        iaid: u32,
+        ia_type: u8,
+    ) -> bool {
+        debug_assert!(duid.len() <= super::DUID_INLINE_MAX);
+        if b[field::IA_TYPE] != ia_type
+            || usize::from(b[field::DUID_LEN]) != duid.len()
+            || rd_u32(&b[field::IAID]) != iaid
+        {
+            return false;
+        }
+        // Records are written zero-padded, so the fixed comparison decides; the exact one
+        // covers a record whose padding is not zero.
+        b[field::DUID] == padded[..]
+            || b[field::DUID.start..field::DUID.start + duid.len()] == *duid
+    }
+}
+
 pub fn rd_u32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
@@ -392,6 +477,25 @@ mod tests {
             if i != field::STATE && !MUTABLE_RANGES.iter().any(|r| r.contains(&i)) {
                 assert_eq!(ea[i], eb[i], "byte {i} changed outside MUTABLE_RANGES");
             }
+        }
+    }
+
+    #[test]
+    fn renewed_equals_encoding_the_renewed_record() {
+        for duid in [&b"\x00\x03\x00\x01abcdef"[..], &[7u8; 100][..]] {
+            let r = sample(duid);
+            let lt = Lifetimes {
+                preferred: 1234,
+                valid: 5678,
+            };
+            let want = Record {
+                lifetimes: lt,
+                cltt: 1_800_000_000,
+                seq: 4242,
+                partner_acked: false,
+                ..r
+            };
+            assert_eq!(renewed(&r.encode(), lt, 1_800_000_000, 4242), want.encode());
         }
     }
 
