@@ -811,6 +811,7 @@ impl Inner {
 
     /// The journal protocol of [`Inner::rewrite_in_place`]: `bytes` (same identity bytes as the
     /// record in `slot`) to the journal slot, then into `slot`, then the journal emptied.
+    #[inline]
     fn write_in_place(
         &self,
         ks: &mut KeyShard,
@@ -1308,6 +1309,7 @@ impl Inner {
     /// shard already locked. `seq` is a sequence number reserved for this update, used if it
     /// is newer than the record's.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn renew_locked(
         &self,
         ks: &mut KeyShard,
@@ -1359,6 +1361,7 @@ impl Inner {
     /// key index and rewrites the record in place from its bytes, never decoding it. Same
     /// result as the general path: the newest active, unexpired record of the key in `pool`.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn renew_in_place(
         &self,
         ks: &mut KeyShard,
