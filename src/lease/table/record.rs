@@ -122,7 +122,9 @@ pub struct Record {
     pub cltt: u64,
     /// The expiry time the failover partner has acknowledged (RFC 8156 "partner lifetime").
     pub partner_expires: u64,
-    /// Update sequence number (globally increasing within one file).
+    /// Update sequence number: unique within one file, and larger than that of every update
+    /// that completed before this one was made (numbers are drawn, or reserved in blocks by a
+    /// batch, from one counter before the update is written).
     pub seq: u64,
     pub partner_acked: bool,
     /// Which server of the failover pair allocated the binding.
