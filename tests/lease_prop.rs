@@ -295,7 +295,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             } => {
                 now += dt;
                 let spec = &pools[pool];
-                let clients: Vec<u8> = if batch { (0..7).collect() } else { vec![c] };
+                // A batch holds every client, and `c` a second time (renewed twice, in order).
+                let clients: Vec<u8> = if batch {
+                    (0..7).chain([c]).collect()
+                } else {
+                    vec![c]
+                };
                 let keys: Vec<BindingKey<'_>> = clients
                     .iter()
                     .map(|&c| BindingKey {

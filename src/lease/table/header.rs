@@ -26,6 +26,9 @@ mod field {
     pub const CHECKSUM: Range<usize> = 56..64;
 }
 
+/// The most key shards a file may have.
+pub const MAX_SHARDS: u32 = 4096;
+
 /// The geometry of a lease file, fixed when it is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -43,8 +46,11 @@ impl Geometry {
         u64::from(self.chunk_records) * RECORD_SIZE as u64
     }
     pub fn validate(&self) -> Result<(), String> {
-        if self.shards == 0 || self.shards > 4096 {
-            return Err(format!("shard count {} out of range 1..=4096", self.shards));
+        if self.shards == 0 || self.shards > MAX_SHARDS {
+            return Err(format!(
+                "shard count {} out of range 1..={MAX_SHARDS}",
+                self.shards
+            ));
         }
         if self.chunk_records < 64 || self.chunk_records > (1 << 20) {
             return Err(format!(

@@ -1483,6 +1483,8 @@ impl Inner {
     ) {
         assert_eq!(keys.len(), out.len(), "one result per key");
         let n = self.kshards.len();
+        // Counting sort by shard: where each shard's keys start in `sorted`.
+        let mut starts = [0u16; header::MAX_SHARDS as usize + 1];
         for (keys, out) in keys.chunks(RENEW_BATCH).zip(out.chunks_mut(RENEW_BATCH)) {
             let mut tags = [0u32; RENEW_BATCH];
             // (shard, position in the chunk) of every valid key.
@@ -1500,8 +1502,22 @@ impl Inner {
                 order[m] = (shard as u32, i as u32);
                 m += 1;
             }
-            let order = &mut order[..m];
-            order.sort_unstable();
+            // Group by shard, keeping the keys' order within a shard (a stable counting sort).
+            let starts = &mut starts[..=n];
+            starts.fill(0);
+            for &(shard, _) in &order[..m] {
+                starts[shard as usize + 1] += 1;
+            }
+            for s in 1..=n {
+                starts[s] += starts[s - 1];
+            }
+            let mut sorted = [(0u32, 0u32); RENEW_BATCH];
+            for &e in &order[..m] {
+                let at = &mut starts[e.0 as usize];
+                sorted[usize::from(*at)] = e;
+                *at += 1;
+            }
+            let order = &sorted[..m];
             for group in order.chunk_by(|a, b| a.0 == b.0) {
                 let ks = lock(&self.kshards[group[0].0 as usize]);
                 for &(_, i) in group {
