@@ -56,6 +56,15 @@ fn assert_clean(r: &Report, what: &str) {
     let c = |k: &str| r.transport_counters.get(k).copied().unwrap_or(0);
     assert_eq!(c("rx_bad_checksum"), 0, "{what}: {r}");
     assert_eq!(c("forward_dropped"), 0, "{what}: {r}");
+    // Nothing lost on either ring of the generator's socket: its TX ring took every message
+    // (see tests/xdp_netns.rs, whole batches lap after lap) and the kernel dropped no reply
+    // on the way into its RX ring.
+    assert_eq!(c("tx_ring_full"), 0, "{what}: {r}");
+    assert_eq!(
+        c("xsk_rx_dropped") + c("xsk_rx_ring_full"),
+        0,
+        "{what}: {r}"
+    );
     assert!(
         c("xdp_program_steered") >= r.result.rx_packets,
         "{what}: {r}"
