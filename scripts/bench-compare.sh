@@ -347,6 +347,14 @@ PY
 measure_perfdhcp() {
   local target=$1 out=$OUT/raw/$target-perfdhcp.jsonl
   : >"$out"
+  # XDP_TX into a veth delivers only to a peer that runs NAPI: xdhcp6-bench's own receive
+  # program gives its side one; for perfdhcp (a socket), an XDP_PASS program does. Without it
+  # the reflector's replies are dropped, or (GRO on) held back and delivered late in bursts.
+  local pass_obj=
+  if [[ $target == reflector ]]; then
+    pass_obj=$(ls -t "$TARGET_DIR"/release/build/xdhcp6-*/out/xdp_pass_test.o 2>/dev/null | head -n 1)
+    [[ -n $pass_obj ]] && ip netns exec $NS_C ip link set dev $DEV_C xdpdrv obj "$pass_obj" sec xdp
+  fi
   local rate=1000 lo=0 hi=0
   while [[ $rate -le 2000000 ]]; do
     if perfdhcp_trial "$target" "$rate" "$out"; then
@@ -364,6 +372,7 @@ measure_perfdhcp() {
       if perfdhcp_trial "$target" "$mid" "$out"; then lo=$mid; else hi=$mid; fi
     done
   fi
+  [[ -n $pass_obj ]] && ip netns exec $NS_C ip link set dev $DEV_C xdpdrv off
   python3 - "$out" <<'PY' >&2
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
