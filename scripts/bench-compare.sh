@@ -353,7 +353,9 @@ measure_perfdhcp() {
   local pass_obj=
   if [[ $target == reflector ]]; then
     pass_obj=$(ls -t "$TARGET_DIR"/release/build/xdhcp6-*/out/xdp_pass_test.o 2>/dev/null | head -n 1)
-    [[ -n $pass_obj ]] && ip netns exec $NS_C ip link set dev $DEV_C xdpdrv obj "$pass_obj" sec xdp
+    if [[ -n $pass_obj ]]; then
+      ip netns exec $NS_C ip link set dev $DEV_C xdpdrv obj "$pass_obj" sec xdp
+    fi
   fi
   local rate=1000 lo=0 hi=0
   while [[ $rate -le 2000000 ]]; do
@@ -372,7 +374,7 @@ measure_perfdhcp() {
       if perfdhcp_trial "$target" "$mid" "$out"; then lo=$mid; else hi=$mid; fi
     done
   fi
-  [[ -n $pass_obj ]] && ip netns exec $NS_C ip link set dev $DEV_C xdpdrv off
+  if [[ -n $pass_obj ]]; then ip netns exec $NS_C ip link set dev $DEV_C xdpdrv off; fi
   python3 - "$out" <<'PY' >&2
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
