@@ -14,7 +14,9 @@
 # Knobs (environment): TRIAL_SECS (3), CLIENTS (1000000), MAX_LOSS (1, percent),
 #   SERVER_CPU (1), GEN_CPU (0; a list with GEN_CORES > 1), GEN_CORES (1),
 #   GEN_TRANSPORT (xdp | socket | auto), QUEUES (veth queues on both ends, default GEN_CORES),
-#   LEVELS (sweep rates, default: derived from Kea's maximum), CARGO_TARGET_DIR, OUT.
+#   LEVELS (sweep rates, default: derived from Kea's maximum), REFLECTOR_CORES (2) and
+#   REFLECTOR_CPUS (0,1): generator workers and CPUs against the in-kernel reflector, which needs
+#   no CPU of its own (perfdhcp gets the same CPUs there), CARGO_TARGET_DIR, OUT.
 # Traffic never leaves the two namespaces this script creates.
 set -euo pipefail
 
@@ -36,6 +38,8 @@ TARGETS="kea xdhcp6-socket xdhcp6-xdp responder reflector"
 # Bisection steps refining perfdhcp's best rate between its last passing and first failing
 # ladder rungs.
 PERF_BISECT=${PERF_BISECT:-4}
+REFLECTOR_CORES=${REFLECTOR_CORES:-2}
+REFLECTOR_CPUS=${REFLECTOR_CPUS:-0,1}
 BUILD=1
 
 while [[ $# -gt 0 ]]; do
@@ -427,8 +431,21 @@ mkdir -p "$OUT/raw" "$WORK"
 rm -f "$OUT"/raw/*
 ns_up
 : >"$OUT/skipped.txt"
+# What the header of the report states (the reflector target changes GEN_CORES / GEN_CPU).
+BASE_GEN_CORES=$GEN_CORES BASE_GEN_CPU=$GEN_CPU
 for target in $TARGETS; do
   log "target $target"
+  if [[ $target == reflector && $REFLECTOR_CORES -ne $GEN_CORES ]]; then
+    # The reflector runs in softirq on whichever CPU sends: the whole machine is the
+    # generator's. One queue per generator worker on both ends.
+    GEN_CORES=$REFLECTOR_CORES GEN_CPU=$REFLECTOR_CPUS
+    for spec in "$NS_S $DEV_S" "$NS_C $DEV_C"; do
+      read -r ns dev <<<"$spec"
+      ip netns exec "$ns" ethtool -L "$dev" rx "$GEN_CORES" tx "$GEN_CORES"
+    done
+    sleep 1
+    log "  generator: $GEN_CORES workers on CPUs $GEN_CPU (perfdhcp on the same CPUs)"
+  fi
   # Not in $(...): start_* must set SERVER_PID in this shell. Reasons go to a file.
   if "start_$target" >"$WORK/why.txt"; then
     measure_perfdhcp "$target"
@@ -458,6 +475,7 @@ done
 python3 "$ROOT/scripts/bench-render.py" --raw "$OUT/raw" --skipped "$OUT/skipped.txt" \
   --doc "$ROOT/docs/benchmarks.md" --svg "$ROOT/docs/bench-compare.svg" \
   --trial-secs "$TRIAL_SECS" --clients "$CLIENTS" --max-loss "$MAX_LOSS" \
-  --server-cpu "$SERVER_CPU" --gen-cpu "$GEN_CPU" --gen-cores "$GEN_CORES" \
-  --gen-transport "$GEN_TRANSPORT" --queues "$QUEUES"
+  --server-cpu "$SERVER_CPU" --gen-cpu "$BASE_GEN_CPU" --gen-cores "$BASE_GEN_CORES" \
+  --gen-transport "$GEN_TRANSPORT" --queues "$QUEUES" \
+  --reflector-cores "$REFLECTOR_CORES" --reflector-cpus "$REFLECTOR_CPUS"
 log "wrote docs/benchmarks.md (## Comparison with Kea) and docs/bench-compare.svg"

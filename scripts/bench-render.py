@@ -198,7 +198,8 @@ def main():
         a.add_argument("--" + k, required=True)
     for k in ("trial-secs", "clients", "max-loss", "server-cpu", "gen-cpu"):
         a.add_argument("--" + k, required=True)
-    for k, d in (("gen-cores", "1"), ("gen-transport", "xdp"), ("queues", "1")):
+    for k, d in (("gen-cores", "1"), ("gen-transport", "xdp"), ("queues", "1"),
+                 ("reflector-cores", "1"), ("reflector-cpus", "0")):
         a.add_argument("--" + k, default=d)
     args = a.parse_args()
     gen, perf, sweep = load(args.raw)
@@ -264,7 +265,9 @@ responder (`xdhcp6-bench respond --xdp-iface`, one AF_XDP worker, a hash map of 
 server: it shows what each generator can drive. The in-kernel reflector (`xdhcp6-bench respond
 --xdp-reflect`, `ebpf/xdp_reflector.c`) answers Solicit and Request inside an XDP program with XDP_TX:
 no socket, no copy, no state, so its runs measure the generator (and veth). veth runs the receiving
-side's XDP in the sender's softirq, so the reflector's cost shows on the generator's CPU.
+side's XDP in the sender's softirq, so the reflector's cost shows on the generator's CPUs. It needs no
+CPU of its own, so against it the generator gets the machine: {args.reflector_cores} worker(s) on CPUs
+{args.reflector_cpus}, one veth queue each (and perfdhcp runs on the same CPUs).
 "generator CPU" is the generator's own CPU time
 over the trial's wall time: far below 100 % means the server, not the generator, set the limit.
 veth runs AF_XDP in copy mode only, so absolute numbers are for comparison, not claims (BRIEF
