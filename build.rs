@@ -11,6 +11,7 @@ const SOURCES: &[&str] = &[
     "xdp_pass_test",
     "xdp_bench_sink",
     "xdp_loadgen",
+    "xdp_reflector",
 ];
 
 fn main() {

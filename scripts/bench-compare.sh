@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Side-by-side DHCPv6 benchmark, one command, one run:
-#   Kea 2.2 (memfile, multi-threaded), the xdhcp6 socket backend, the xdhcp6 XDP backend, and a
-#   reference responder on AF_XDP (the generator ceiling), each driven by perfdhcp and by
-#   xdhcp6-bench (AF_XDP transport), with the same pools, through a veth pair between two
-#   network namespaces. Every server gets a --find-max search and a sweep over the load levels
-#   Kea sustains (p99 at each). Writes the "## Comparison with Kea" section of
-#   docs/benchmarks.md and docs/bench-compare.svg (rate vs latency). Raw results stay in $OUT
-#   (default target/bench-compare).
+#   Kea 2.2 (memfile, multi-threaded), the xdhcp6 socket backend, the xdhcp6 XDP backend, a
+#   reference responder on AF_XDP and an in-kernel reference responder (an XDP program answering
+#   with XDP_TX: the generator ceiling), each driven by perfdhcp and by xdhcp6-bench (AF_XDP
+#   transport), with the same pools, through a veth pair between two network namespaces. Every
+#   server gets a --find-max search (perfdhcp: a doubling ladder refined by bisection), one
+#   trial at the rate found with the per-CPU time split (user/sys/softirq from /proc/stat),
+#   and the servers a sweep over the load levels Kea sustains (p99 at each). Writes the
+#   "## Comparison with Kea" section of docs/benchmarks.md and docs/bench-compare.svg (rate vs
+#   latency). Raw results stay in $OUT (default target/bench-compare).
 #
 # Usage: sudo scripts/bench-compare.sh [--quick] [--no-build] [--targets "kea xdhcp6-socket ..."]
 # Knobs (environment): TRIAL_SECS (3), CLIENTS (1000000), MAX_LOSS (1, percent),
 #   SERVER_CPU (1), GEN_CPU (0; a list with GEN_CORES > 1), GEN_CORES (1),
 #   GEN_TRANSPORT (xdp | socket | auto), QUEUES (veth queues on both ends, default GEN_CORES),
-#   LEVELS (sweep rates, default: derived from Kea's maximum), CARGO_TARGET_DIR, OUT.
+#   LEVELS (sweep rates, default: derived from Kea's maximum), REFLECTOR_CORES (2) and
+#   REFLECTOR_CPUS (0,1): generator workers and CPUs against the in-kernel reflector, which needs
+#   no CPU of its own (perfdhcp gets the same CPUs there), CARGO_TARGET_DIR, OUT.
 # Traffic never leaves the two namespaces this script creates.
 set -euo pipefail
 
@@ -30,7 +34,12 @@ GEN_TRANSPORT=${GEN_TRANSPORT:-xdp}
 QUEUES=${QUEUES:-$GEN_CORES}
 LEVELS=${LEVELS:-}
 # Kea first: its maximum sets the sweep levels every other server is measured at.
-TARGETS="kea xdhcp6-socket xdhcp6-xdp responder"
+TARGETS="kea xdhcp6-socket xdhcp6-xdp responder reflector"
+# Bisection steps refining perfdhcp's best rate between its last passing and first failing
+# ladder rungs.
+PERF_BISECT=${PERF_BISECT:-4}
+REFLECTOR_CORES=${REFLECTOR_CORES:-2}
+REFLECTOR_CPUS=${REFLECTOR_CPUS:-0,1}
 BUILD=1
 
 while [[ $# -gt 0 ]]; do
@@ -149,6 +158,22 @@ start_responder() {
     sleep 0.1
   done
   echo "responder: XDP program never attached"
+  return 1
+}
+
+# The in-kernel reference responder: an XDP program on the server's veth answers Solicit and
+# Request itself (XDP_TX). It has no process to pin: veth runs the receiving side's XDP in the
+# sender's softirq, so its (small) cost lands on the generator's CPU, in the per-CPU split.
+start_reflector() {
+  ip netns exec $NS_S "$BIN/xdhcp6-bench" respond --xdp-iface $DEV_S --xdp-reflect \
+    --pool 2001:db8:1::/64 --duration 3600 >"$WORK/reflector.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 50); do
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "reflector: $(tail -n 2 "$WORK/reflector.log")"; return 1; }
+    grep -q 'reflector attached' "$WORK/reflector.log" && { sleep 0.5; return 0; }
+    sleep 0.1
+  done
+  echo "reflector: XDP program never attached"
   return 1
 }
 
@@ -291,17 +316,15 @@ PY
 
 # perfdhcp has no search; climb a rate ladder until loss passes the threshold or the achieved
 # rate falls short of the target.
-measure_perfdhcp() {
-  local target=$1 out=$OUT/raw/$target-perfdhcp.jsonl
-  : >"$out"
-  local rate=1000
-  while [[ $rate -le 2000000 ]]; do
-    local txt=$WORK/$target-perfdhcp-$rate.txt
-    timeout $((TRIAL_SECS + 30)) ip netns exec $NS_C taskset -c "$GEN_CPU" \
-      perfdhcp -6 -l $DEV_C -r "$rate" -R "$CLIENTS" -p "$TRIAL_SECS" \
-      >"$txt" 2>&1 || true
-    local verdict
-    verdict=$(python3 - "$txt" "$rate" "$MAX_LOSS" <<'PY'
+# One perfdhcp run at $2/s against $1; appends its verdict to $3 and succeeds if it passed.
+perfdhcp_trial() {
+  local target=$1 rate=$2 out=$3
+  local txt=$WORK/$target-perfdhcp-$rate.txt
+  timeout $((TRIAL_SECS + 30)) ip netns exec $NS_C taskset -c "$GEN_CPU" \
+    perfdhcp -6 -l $DEV_C -r "$rate" -R "$CLIENTS" -p "$TRIAL_SECS" \
+    >"$txt" 2>&1 || true
+  local verdict
+  verdict=$(python3 - "$txt" "$rate" "$MAX_LOSS" <<'PY'
 import json, re, sys
 txt, rate, max_loss = open(sys.argv[1]).read(), float(sys.argv[2]), float(sys.argv[3])
 m = re.search(r"Rate: ([\d.]+)", txt)
@@ -318,16 +341,86 @@ print(json.dumps({"target_rate": rate, "achieved": achieved, "loss_pct": loss,
                   "avg_delay_us": sum(avg) * 1000 if avg else None, "passed": passed}))
 PY
 )
-    echo "$verdict" >>"$out"
-    grep -q '"passed": true' <<<"$verdict" || break
-    rate=$((rate * 2))
+  echo "$verdict" >>"$out"
+  grep -q '"passed": true' <<<"$verdict"
+}
+
+# perfdhcp has no search; climb a doubling rate ladder until loss passes the threshold or the
+# achieved rate falls short of the target, then bisect between the last passing and the first
+# failing rung ($PERF_BISECT steps), so its maximum is not understated by up to half.
+measure_perfdhcp() {
+  local target=$1 out=$OUT/raw/$target-perfdhcp.jsonl
+  : >"$out"
+  # XDP_TX into a veth delivers only to a peer that runs NAPI: xdhcp6-bench's own receive
+  # program gives its side one; for perfdhcp (a socket), an XDP_PASS program does. Without it
+  # the reflector's replies are dropped, or (GRO on) held back and delivered late in bursts.
+  local pass_obj=
+  if [[ $target == reflector ]]; then
+    pass_obj=$(ls -t "$TARGET_DIR"/release/build/xdhcp6-*/out/xdp_pass_test.o 2>/dev/null | head -n 1)
+    if [[ -n $pass_obj ]]; then
+      ip netns exec $NS_C ip link set dev $DEV_C xdpdrv obj "$pass_obj" sec xdp
+    fi
+  fi
+  local rate=1000 lo=0 hi=0
+  while [[ $rate -le 2000000 ]]; do
+    if perfdhcp_trial "$target" "$rate" "$out"; then
+      lo=$rate
+      rate=$((rate * 2))
+    else
+      hi=$rate
+      break
+    fi
   done
+  if [[ $lo -gt 0 && $hi -gt 0 ]]; then
+    for _ in $(seq "$PERF_BISECT"); do
+      local mid=$(((lo + hi) / 2))
+      [[ $((hi - lo)) -le $((lo / 20)) ]] && break
+      if perfdhcp_trial "$target" "$mid" "$out"; then lo=$mid; else hi=$mid; fi
+    done
+  fi
+  if [[ -n $pass_obj ]]; then ip netns exec $NS_C ip link set dev $DEV_C xdpdrv off; fi
   python3 - "$out" <<'PY' >&2
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 ok = [r for r in rows if r.get("passed")]
 best = max((r["achieved"] for r in ok), default=0)
-print(f"[bench-compare]   perfdhcp: max {best:.0f}/s (ladder of {len(rows)} runs)")
+bad = min((r["target_rate"] for r in rows if not r.get("passed")), default=0)
+print(f"[bench-compare]   perfdhcp: max {best:.0f}/s (fails at {bad:.0f}/s; {len(rows)} runs)")
+PY
+}
+
+# One xdhcp6-bench trial at the rate --find-max found for $1, with /proc/stat read before and
+# after: where each CPU's time went at the ceiling (user, sys, softirq, idle).
+measure_cpu() {
+  local target=$1 found=$OUT/raw/$1-xdhcp6-bench.json out=$OUT/raw/$1-cpu.json
+  [[ -f $found ]] || return 0
+  local rate
+  rate=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["max_rate"] or 0))' "$found")
+  [[ $rate -gt 0 ]] || return 0
+  SEED=$((SEED + 1))
+  grep -E '^cpu[0-9]' /proc/stat >"$WORK/stat.before"
+  timeout 300 ip netns exec $NS_C "$BIN/xdhcp6-bench" -i $DEV_C "${GEN_POOLS[@]}" \
+    --transport "$GEN_TRANSPORT" --cores "$GEN_CORES" --cpus "$GEN_CPU" \
+    --scenario sarr --clients "$CLIENTS" --seed "$SEED" --rate "$rate" \
+    --duration "$TRIAL_SECS" --timeout-ms 1000 --json --quiet >"$WORK/cpu-trial.json" \
+    2>"$WORK/$target-cpu.err" || { rm -f "$out"; return 0; }
+  grep -E '^cpu[0-9]' /proc/stat >"$WORK/stat.after"
+  python3 - "$WORK/stat.before" "$WORK/stat.after" "$WORK/cpu-trial.json" "$rate" "$out" <<'PY' >&2
+import json, sys
+def read(p): return {l.split()[0]: [int(x) for x in l.split()[1:]] for l in open(p)}
+a, b = read(sys.argv[1]), read(sys.argv[2])
+names = ["user", "nice", "sys", "idle", "iowait", "irq", "softirq", "steal"]
+cpus = {}
+for c in sorted(b):
+    d = [y - x for x, y in zip(a[c], b[c])][:8]
+    tot = sum(d) or 1
+    cpus[c] = {n: round(100 * v / tot, 1) for n, v in zip(names, d)}
+r = json.load(open(sys.argv[3]))["result"]
+json.dump({"rate": float(sys.argv[4]), "result": r, "cpus": cpus}, open(sys.argv[5], "w"), indent=1)
+line = "  ".join(f"{c}: user {v['user']:.0f} sys {v['sys']:.0f} softirq {v['softirq']:.0f} idle {v['idle']:.0f} %"
+                 for c, v in cpus.items())
+print(f"[bench-compare]   at {float(sys.argv[4]):.0f}/s: completed {r['completed_per_s']:.0f}/s "
+      f"loss {r['loss_pct']:.2f} %  {line}")
 PY
 }
 
@@ -338,8 +431,21 @@ mkdir -p "$OUT/raw" "$WORK"
 rm -f "$OUT"/raw/*
 ns_up
 : >"$OUT/skipped.txt"
+# What the header of the report states (the reflector target changes GEN_CORES / GEN_CPU).
+BASE_GEN_CORES=$GEN_CORES BASE_GEN_CPU=$GEN_CPU
 for target in $TARGETS; do
   log "target $target"
+  if [[ $target == reflector && $REFLECTOR_CORES -ne $GEN_CORES ]]; then
+    # The reflector runs in softirq on whichever CPU sends: the whole machine is the
+    # generator's. One queue per generator worker on both ends.
+    GEN_CORES=$REFLECTOR_CORES GEN_CPU=$REFLECTOR_CPUS
+    for spec in "$NS_S $DEV_S" "$NS_C $DEV_C"; do
+      read -r ns dev <<<"$spec"
+      ip netns exec "$ns" ethtool -L "$dev" rx "$GEN_CORES" tx "$GEN_CORES"
+    done
+    sleep 1
+    log "  generator: $GEN_CORES workers on CPUs $GEN_CPU (perfdhcp on the same CPUs)"
+  fi
   # Not in $(...): start_* must set SERVER_PID in this shell. Reasons go to a file.
   if "start_$target" >"$WORK/why.txt"; then
     measure_perfdhcp "$target"
@@ -349,8 +455,13 @@ for target in $TARGETS; do
       measure_gen "$target" find-max
       stop_server
     fi
+    # A fresh server again: the per-CPU split at the rate found.
+    if "start_$target" >"$WORK/why.txt"; then
+      measure_cpu "$target"
+      stop_server
+    fi
     [[ $target == kea ]] && derive_levels
-    if [[ $target != responder ]] && "start_$target" >"$WORK/why.txt"; then
+    if [[ $target != responder && $target != reflector ]] && "start_$target" >"$WORK/why.txt"; then
       [[ -n $LEVELS ]] || derive_levels
       measure_gen "$target" sweep
     fi
@@ -364,6 +475,7 @@ done
 python3 "$ROOT/scripts/bench-render.py" --raw "$OUT/raw" --skipped "$OUT/skipped.txt" \
   --doc "$ROOT/docs/benchmarks.md" --svg "$ROOT/docs/bench-compare.svg" \
   --trial-secs "$TRIAL_SECS" --clients "$CLIENTS" --max-loss "$MAX_LOSS" \
-  --server-cpu "$SERVER_CPU" --gen-cpu "$GEN_CPU" --gen-cores "$GEN_CORES" \
-  --gen-transport "$GEN_TRANSPORT" --queues "$QUEUES"
+  --server-cpu "$SERVER_CPU" --gen-cpu "$BASE_GEN_CPU" --gen-cores "$BASE_GEN_CORES" \
+  --gen-transport "$GEN_TRANSPORT" --queues "$QUEUES" \
+  --reflector-cores "$REFLECTOR_CORES" --reflector-cpus "$REFLECTOR_CPUS"
 log "wrote docs/benchmarks.md (## Comparison with Kea) and docs/bench-compare.svg"

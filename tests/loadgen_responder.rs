@@ -39,6 +39,7 @@ impl TestResponder {
             duration: 120.0,
             xdp_iface: None,
             cpu: None,
+            xdp_reflect: false,
         };
         let s = stop.clone();
         let thread = std::thread::spawn(move || {

@@ -21,6 +21,7 @@ use support::config::{TestConfig, PD_LEN};
 use support::netns::{attach_xdp_object, in_netns, xdp_attached, NetPair, SERVER_GLOBAL};
 use support::raw::{hw_addr, icmp6_echo, ifindex, send_raw, solicit, udp_frame, RawRx};
 use support::server::ServerProcess;
+use support::wait_for;
 
 const ALL_DHCP: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
 
@@ -109,6 +110,20 @@ fn perfdhcp_over_xdp(extra: &[&str]) {
     assert_eq!(s.io_dropped(), 0, "{s:?}");
     // Every Solicit and every Request perfdhcp completed came through the program.
     assert_on_af_xdp(&server, CLIENTS + done);
+    // The kernel's side of the sockets, as `xdhcp6 stats` and the metrics show it (refreshed
+    // every second): copy mode sends only inside `sendto`, at most 32 frames a call, so every
+    // answer took part in a kick; nothing was lost or rejected on the way in.
+    let snap = wait_for(Duration::from_secs(3), || {
+        Some(server.snapshot()).filter(|s| s.total().xsk.tx_kicks > 0)
+    })
+    .unwrap_or_else(|| server.snapshot());
+    let x = snap.total().xsk;
+    assert!(x.tx_kicks >= s.answered().div_ceil(32), "{x:?} {s:?}");
+    assert_eq!(
+        (x.rx_lost(), x.invalid_descs, x.tx_kick_errors),
+        (0, 0, 0),
+        "{x:?}"
+    );
 }
 
 #[test]

@@ -168,6 +168,16 @@ pub fn render(cur: &ServerSnapshot, prev: Option<&ServerSnapshot>) -> String {
             total.rx_ring_occupancy, total.tx_ring_occupancy, total.fill_ring_empty
         );
     }
+    let x = &total.xsk;
+    if x.tx_kicks > 0 || x.rx_lost() > 0 {
+        let _ = writeln!(
+            out,
+            "kernel (AF_XDP): rx dropped {}  rx ring full {}  fill ring empty {}  invalid descs {}  \
+             tx kicks {} ({} failed)",
+            x.rx_dropped, x.rx_ring_full, x.rx_fill_ring_empty, x.invalid_descs, x.tx_kicks,
+            x.tx_kick_errors
+        );
+    }
 
     let _ = writeln!(
         out,

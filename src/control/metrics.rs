@@ -64,7 +64,7 @@ pub fn render(s: &ServerSnapshot) -> String {
     );
     let _ = writeln!(o, "xdhcp6_uptime_seconds {}", s.uptime_secs);
 
-    let simple: [(&str, &str, WorkerField); 3] = [
+    let simple: [(&str, &str, WorkerField); 9] = [
         (
             "xdhcp6_received_total",
             "Requests received by the worker.",
@@ -77,6 +77,36 @@ pub fn render(s: &ServerSnapshot) -> String {
             "xdhcp6_fill_ring_empty_total",
             "Times the AF_XDP fill ring was found empty.",
             |w| w.fill_ring_empty,
+        ),
+        (
+            "xdhcp6_xsk_rx_dropped_total",
+            "Packets the kernel dropped before the AF_XDP RX ring (mostly: no fill-ring frame).",
+            |w| w.xsk.rx_dropped,
+        ),
+        (
+            "xdhcp6_xsk_rx_ring_full_total",
+            "Packets the kernel dropped because the AF_XDP RX ring was full.",
+            |w| w.xsk.rx_ring_full,
+        ),
+        (
+            "xdhcp6_xsk_fill_ring_empty_total",
+            "Times the kernel found the AF_XDP fill ring empty.",
+            |w| w.xsk.rx_fill_ring_empty,
+        ),
+        (
+            "xdhcp6_xsk_tx_ring_empty_total",
+            "TX kicks that found the AF_XDP TX ring empty.",
+            |w| w.xsk.tx_ring_empty,
+        ),
+        (
+            "xdhcp6_xsk_invalid_descs_total",
+            "AF_XDP descriptors the kernel rejected as invalid (RX and TX).",
+            |w| w.xsk.invalid_descs,
+        ),
+        (
+            "xdhcp6_xsk_tx_kicks_total",
+            "sendto calls made to push AF_XDP TX frames.",
+            |w| w.xsk.tx_kicks,
         ),
     ];
     for (name, help, get) in simple {

@@ -29,6 +29,7 @@ pub mod engine;
 pub mod msg;
 pub mod ownership;
 pub mod pool;
+pub mod reflector;
 pub mod report;
 pub mod responder;
 pub mod udp;

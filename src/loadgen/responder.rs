@@ -65,6 +65,11 @@ pub struct ResponderArgs {
     /// CPU for the AF_XDP worker.
     #[arg(long)]
     pub cpu: Option<usize>,
+    /// With --xdp-iface: answer inside the XDP program instead (`ebpf/xdp_reflector.c`:
+    /// Solicit → Advertise, Request → Reply, IA_NA from the first --pool, via XDP_TX), so the
+    /// responder costs next to nothing and the generator is what is measured.
+    #[arg(long, requires = "xdp_iface")]
+    pub xdp_reflect: bool,
 }
 
 const SERVER_DUID: [u8; 10] = [0, 3, 0, 1, 0x02, 0xff, 0xde, 0xad, 0xbe, 0xef];
@@ -296,6 +301,9 @@ fn status(w: &mut OptionWriter<'_>, s: Status) -> Option<()> {
 /// Bind and serve until `stop` (or the duration). Returns (answered, ignored).
 pub fn run(args: ResponderArgs, stop: &AtomicBool) -> std::io::Result<(u64, u64)> {
     if let Some(iface) = args.xdp_iface.clone() {
+        if args.xdp_reflect {
+            return run_reflect(&args, &iface);
+        }
         return run_xdp(args, &iface);
     }
     let sock = UdpSocket::bind(args.listen)?;
@@ -332,6 +340,30 @@ impl crate::io::Handler for XdpCore {
             }
         }
     }
+}
+
+/// The in-kernel reflector on `iface` until SIGINT/SIGTERM or the duration. Returns
+/// (answered, passed on to the kernel).
+fn run_reflect(args: &ResponderArgs, iface: &str) -> std::io::Result<(u64, u64)> {
+    let info = crate::io::xdp::interface_info(iface)?;
+    let pool = args.pools.first().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "--xdp-reflect needs a --pool",
+        )
+    })?;
+    let prog = super::reflector::Reflector::attach(&info, pool, &SERVER_DUID)?;
+    eprintln!(
+        "responder: XDP reflector attached to {iface} ({} mode)",
+        prog.attach_mode()
+    );
+    let shutdown = crate::io::shutdown::Shutdown::new()?;
+    shutdown.install_signal_handlers()?;
+    let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
+    while Instant::now() < deadline && !shutdown.wait(Duration::from_millis(200)) {}
+    let c = prog.counters();
+    eprintln!("responder: reflector counters {c:?}");
+    Ok((c.advertise + c.reply, c.passed + c.malformed + c.no_room))
 }
 
 fn run_xdp(args: ResponderArgs, iface: &str) -> std::io::Result<(u64, u64)> {

@@ -489,9 +489,11 @@ impl XdpTransport {
         n
     }
 
-    /// Transport counters by name, for the report.
-    pub fn counter_list(&self) -> [(&'static str, u64); 8] {
+    /// Transport counters by name, for the report: ours, then the kernel's statistics of the
+    /// socket (replies it dropped before our RX ring: no fill-ring frame, or the ring full).
+    pub fn counter_list(&self) -> [(&'static str, u64); 11] {
         let c = &self.c;
+        let k = self.xsk.kernel_stats().unwrap_or_default();
         [
             ("tx_kicks", c.tx_kicks),
             ("tx_kick_errors", c.tx_kick_errors),
@@ -501,6 +503,9 @@ impl XdpTransport {
             ("rx_bad_checksum", c.rx_bad_checksum),
             ("forwarded", c.forwarded),
             ("forward_dropped", c.forward_dropped),
+            ("xsk_rx_dropped", k.rx_dropped),
+            ("xsk_rx_ring_full", k.rx_ring_full),
+            ("xsk_rx_fill_ring_empty", k.rx_fill_ring_empty_descs),
         ]
     }
 }

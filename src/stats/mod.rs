@@ -248,8 +248,75 @@ pub struct WorkerStats {
     pub fill_ring_empty: Counter,
     pub rx_ring_occupancy: Counter,
     pub tx_ring_occupancy: Counter,
+    /// XDP backend: the kernel's statistics of this worker's AF_XDP sockets (XDP_STATISTICS,
+    /// summed over its sockets, refreshed by the worker every second), and its TX kicks.
+    pub xsk: XskCounters,
     /// Receive-to-transmit time of answered requests, nanoseconds.
     pub latency_ns: Histogram,
+}
+
+/// Where the kernel lost or starved an AF_XDP socket's packets (XDP_STATISTICS), plus the
+/// `sendto` kicks the worker made. Packets the kernel drops never reach a worker, so these are
+/// the only trace of them.
+#[derive(Debug, Default)]
+pub struct XskCounters {
+    /// Received packets the kernel dropped other than for a full RX ring: mostly for want of
+    /// a frame on the fill ring (which `rx_fill_ring_empty` counts as well).
+    pub rx_dropped: Counter,
+    /// Received packets dropped because the RX ring was full: the worker fell behind.
+    pub rx_ring_full: Counter,
+    /// Times the kernel found the fill ring empty: no frame to receive into.
+    pub rx_fill_ring_empty: Counter,
+    /// `sendto` kicks that found the TX ring empty (harmless: a kick with nothing to send).
+    pub tx_ring_empty: Counter,
+    /// Descriptors the kernel rejected as invalid, RX and TX together (a bug if nonzero).
+    pub invalid_descs: Counter,
+    /// TX kicks (`sendto`) made, and those that failed.
+    pub tx_kicks: Counter,
+    pub tx_kick_errors: Counter,
+}
+
+/// [`XskCounters`] as they travel over the control socket.
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct XskSnapshot {
+    pub rx_dropped: u64,
+    pub rx_ring_full: u64,
+    pub rx_fill_ring_empty: u64,
+    pub tx_ring_empty: u64,
+    pub invalid_descs: u64,
+    pub tx_kicks: u64,
+    pub tx_kick_errors: u64,
+}
+
+impl XskCounters {
+    pub fn snapshot(&self) -> XskSnapshot {
+        XskSnapshot {
+            rx_dropped: self.rx_dropped.get(),
+            rx_ring_full: self.rx_ring_full.get(),
+            rx_fill_ring_empty: self.rx_fill_ring_empty.get(),
+            tx_ring_empty: self.tx_ring_empty.get(),
+            invalid_descs: self.invalid_descs.get(),
+            tx_kicks: self.tx_kicks.get(),
+            tx_kick_errors: self.tx_kick_errors.get(),
+        }
+    }
+}
+
+impl XskSnapshot {
+    fn add(&mut self, o: &XskSnapshot) {
+        self.rx_dropped += o.rx_dropped;
+        self.rx_ring_full += o.rx_ring_full;
+        self.rx_fill_ring_empty += o.rx_fill_ring_empty;
+        self.tx_ring_empty += o.tx_ring_empty;
+        self.invalid_descs += o.invalid_descs;
+        self.tx_kicks += o.tx_kicks;
+        self.tx_kick_errors += o.tx_kick_errors;
+    }
+
+    /// Packets the kernel lost on the way into the sockets.
+    pub fn rx_lost(&self) -> u64 {
+        self.rx_dropped + self.rx_ring_full
+    }
 }
 
 impl WorkerStats {
@@ -266,6 +333,7 @@ impl WorkerStats {
             fill_ring_empty: Counter::default(),
             rx_ring_occupancy: Counter::default(),
             tx_ring_occupancy: Counter::default(),
+            xsk: XskCounters::default(),
             latency_ns: Histogram::default(),
         }
     }
@@ -310,6 +378,7 @@ impl WorkerStats {
             fill_ring_empty: self.fill_ring_empty.get(),
             rx_ring_occupancy: self.rx_ring_occupancy.get(),
             tx_ring_occupancy: self.tx_ring_occupancy.get(),
+            xsk: self.xsk.snapshot(),
             latency_buckets: sparse(&buckets),
         }
     }
@@ -334,6 +403,9 @@ pub struct WorkerSnapshot {
     pub fill_ring_empty: u64,
     pub rx_ring_occupancy: u64,
     pub tx_ring_occupancy: u64,
+    /// XDP backend: the kernel's AF_XDP socket statistics and TX kicks (zero otherwise).
+    #[serde(default)]
+    pub xsk: XskSnapshot,
     /// Sparse latency histogram: (bucket index, count).
     pub latency_buckets: Vec<(u32, u64)>,
 }
@@ -413,6 +485,7 @@ impl ServerSnapshot {
             t.fill_ring_empty += w.fill_ring_empty;
             t.rx_ring_occupancy += w.rx_ring_occupancy;
             t.tx_ring_occupancy += w.tx_ring_occupancy;
+            t.xsk.add(&w.xsk);
             for (k, v) in &w.drops {
                 *t.drops.entry(k.clone()).or_default() += v;
             }

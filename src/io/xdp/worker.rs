@@ -204,11 +204,7 @@ pub fn run<H: Handler>(
         }
         if last_stats.elapsed() >= KERNEL_STATS_EVERY {
             last_stats = Instant::now();
-            for s in &sockets {
-                if let Ok(k) = s.xsk.kernel_stats() {
-                    s.counters.set_kernel(&k);
-                }
-            }
+            refresh_kernel_stats(&sockets, stats);
         }
         if busy {
             continue;
@@ -233,7 +229,36 @@ pub fn run<H: Handler>(
             }
         }
     }
+    refresh_kernel_stats(&sockets, stats);
     Ok(())
+}
+
+/// Read every socket's XDP_STATISTICS into its [`SocketCounters`] (for `xdhcp6 status`) and
+/// their sum into the worker's [`WorkerStats::xsk`] (for `xdhcp6 stats` and the metrics).
+fn refresh_kernel_stats(sockets: &[SocketCtx], stats: &WorkerStats) {
+    let mut sum = KernelStats::default();
+    let (mut kicks, mut kick_errors) = (0, 0);
+    for s in sockets {
+        if let Ok(k) = s.xsk.kernel_stats() {
+            s.counters.set_kernel(&k);
+        }
+        let k = s.counters.kernel();
+        sum.rx_dropped += k.rx_dropped;
+        sum.rx_ring_full += k.rx_ring_full;
+        sum.rx_fill_ring_empty_descs += k.rx_fill_ring_empty_descs;
+        sum.tx_ring_empty_descs += k.tx_ring_empty_descs;
+        sum.rx_invalid_descs += k.rx_invalid_descs + k.tx_invalid_descs;
+        kicks += s.counters.tx_kicks.load(Relaxed);
+        kick_errors += s.counters.tx_kick_errors.load(Relaxed);
+    }
+    let x = &stats.xsk;
+    x.rx_dropped.set(sum.rx_dropped);
+    x.rx_ring_full.set(sum.rx_ring_full);
+    x.rx_fill_ring_empty.set(sum.rx_fill_ring_empty_descs);
+    x.tx_ring_empty.set(sum.tx_ring_empty_descs);
+    x.invalid_descs.set(sum.rx_invalid_descs);
+    x.tx_kicks.set(kicks);
+    x.tx_kick_errors.set(kick_errors);
 }
 
 fn unix_now() -> u64 {

@@ -20,6 +20,14 @@ use xdpilone::{
 
 use super::sys::{self, MmapArea};
 
+/// Passes over a ring per operation. xdpilone reserves (or peeks) against its cached copy of
+/// the kernel's index and re-reads the kernel's index only when that copy shows *nothing*
+/// free (or available); when the copy shows fewer entries than asked for but more than zero,
+/// it hands out just those. A ring with 2047 free slots can so look like one with 1 free slot.
+/// The first pass uses up the cached view; a second pass then sees the kernel's real index.
+/// Two passes are always enough: after the first, the cached view is empty by construction.
+const SHORT_VIEW_PASSES: usize = 2;
+
 /// Ring and UMEM sizes for one socket. Sizes are powers of two (a kernel requirement).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct XskSizes {
@@ -246,31 +254,51 @@ impl Xsk {
         self.fd
     }
 
-    /// Move completed TX frames back to user space; returns how many.
+    /// Move completed TX frames back to user space; returns how many (at most `max`).
     pub fn reap_completions(&mut self, max: u32) -> u32 {
-        let mut reader = self.comp.complete(max);
         let mut n = 0;
-        while let Some(addr) = reader.read() {
-            self.free.push(addr & self.frame_mask);
-            n += 1;
+        // Two passes: see [`SHORT_VIEW_PASSES`].
+        for _ in 0..SHORT_VIEW_PASSES {
+            if n >= max {
+                break;
+            }
+            let mut reader = self.comp.complete(max - n);
+            let mut got = 0;
+            while let Some(addr) = reader.read() {
+                self.free.push(addr & self.frame_mask);
+                got += 1;
+            }
+            reader.release();
+            if got == 0 {
+                break;
+            }
+            n += got;
         }
-        reader.release();
         n
     }
 
     /// Hand free frames to the kernel through the fill ring; returns how many.
     pub fn refill(&mut self) -> u32 {
-        if self.free.is_empty() {
-            return 0;
+        let mut n = 0;
+        // Two passes: see [`SHORT_VIEW_PASSES`].
+        for _ in 0..SHORT_VIEW_PASSES {
+            if self.free.is_empty() {
+                break;
+            }
+            let mut writer = self.fill.fill(self.free.len() as u32);
+            let cap = writer.capacity() as usize;
+            if cap == 0 {
+                break;
+            }
+            let start = self.free.len() - cap.min(self.free.len());
+            // `take(cap)` matters: the ring writer consumes one item past its capacity
+            // otherwise.
+            let put = writer.insert(self.free[start..].iter().copied().take(cap));
+            writer.commit();
+            debug_assert_eq!(put as usize, self.free.len() - start);
+            self.free.truncate(start);
+            n += put;
         }
-        let mut writer = self.fill.fill(self.free.len() as u32);
-        let cap = writer.capacity() as usize;
-        let start = self.free.len() - cap.min(self.free.len());
-        // `take(cap)` matters: the ring writer consumes one item past its capacity otherwise.
-        let n = writer.insert(self.free[start..].iter().copied().take(cap));
-        writer.commit();
-        debug_assert_eq!(n as usize, self.free.len() - start);
-        self.free.truncate(start);
         n
     }
 
@@ -286,18 +314,28 @@ impl Xsk {
 
     /// Take up to `out.len()` received descriptors off the RX ring.
     pub fn receive(&mut self, out: &mut [XdpDesc]) -> usize {
-        let mut reader = self.rx.receive(out.len() as u32);
         let mut n = 0;
-        while n < out.len() {
-            match reader.read() {
-                Some(d) => {
-                    out[n] = d;
-                    n += 1;
+        // Two passes: see [`SHORT_VIEW_PASSES`].
+        for _ in 0..SHORT_VIEW_PASSES {
+            if n == out.len() {
+                break;
+            }
+            let mut reader = self.rx.receive((out.len() - n) as u32);
+            let before = n;
+            while n < out.len() {
+                match reader.read() {
+                    Some(d) => {
+                        out[n] = d;
+                        n += 1;
+                    }
+                    None => break,
                 }
-                None => break,
+            }
+            reader.release();
+            if n == before {
+                break;
             }
         }
-        reader.release();
         n
     }
 
@@ -313,14 +351,23 @@ impl Xsk {
     }
 
     /// Queue frames for transmission; returns how many fit (the caller recycles the rest).
+    /// Fewer than `descs.len()` only when the TX ring really is full.
     pub fn transmit(&mut self, descs: &[XdpDesc]) -> usize {
-        if descs.is_empty() {
-            return 0;
+        let mut n = 0;
+        // Two passes: see [`SHORT_VIEW_PASSES`]. A single pass dropped replies whenever the
+        // cached view of the ring ran out mid-batch, once per lap of the ring.
+        for _ in 0..SHORT_VIEW_PASSES {
+            if n == descs.len() {
+                break;
+            }
+            let mut writer = self.tx.transmit((descs.len() - n) as u32);
+            let cap = writer.capacity() as usize;
+            if cap == 0 {
+                break;
+            }
+            n += writer.insert(descs[n..].iter().copied().take(cap)) as usize;
+            writer.commit();
         }
-        let mut writer = self.tx.transmit(descs.len() as u32);
-        let cap = writer.capacity() as usize;
-        let n = writer.insert(descs.iter().copied().take(cap)) as usize;
-        writer.commit();
         n
     }
 
