@@ -27,7 +27,7 @@ pub use validate::{
 };
 pub use xdp::{
     BusyPollSettings, RxChecksumPolicy, XdpAttachMode, XdpSettings, ZeroCopyPolicy,
-    DEFAULT_XDP_BATCH, MAX_XDP_BATCH,
+    DEFAULT_XDP_BATCH, DEFAULT_XDP_IDLE_SPIN_USECS, MAX_XDP_BATCH,
 };
 
 /// The "infinity" lifetime or time value, 0xffffffff (RFC 8415 §7.7). Written `"infinite"` in

@@ -30,6 +30,7 @@ pub(crate) struct RawXdp {
     pub busy_poll: Option<bool>,
     pub busy_poll_usecs: Option<i64>,
     pub busy_poll_budget: Option<i64>,
+    pub idle_spin_usecs: Option<i64>,
     pub cpus: Option<Vec<i64>>,
     pub replace_foreign_program: Option<bool>,
 }
@@ -103,6 +104,8 @@ pub struct XdpSettings {
     pub attach_mode: XdpAttachMode,
     pub rx_checksum: RxChecksumPolicy,
     pub busy_poll: Option<BusyPollSettings>,
+    /// How long an idle worker watches its RX rings before it sleeps in `poll()` (0: never).
+    pub idle_spin_usecs: u32,
     /// CPUs to pin workers to, in order; empty means every CPU the process may use.
     pub cpus: Vec<usize>,
     /// Detach any XDP program found on a served interface, not only a stale one of ours.
@@ -114,6 +117,8 @@ pub const DEFAULT_XDP_RING: u32 = 2048;
 pub const DEFAULT_XDP_FRAME_COUNT: u32 = 4096;
 pub const DEFAULT_XDP_FRAME_SIZE: u32 = 2048;
 pub const DEFAULT_XDP_BATCH: usize = 64;
+/// An idle worker spins this long on its RX rings before it sleeps (`xdp.idle_spin_usecs`).
+pub const DEFAULT_XDP_IDLE_SPIN_USECS: u32 = 50;
 /// Largest `batch_size` (the workers' descriptor arrays are this long).
 pub const MAX_XDP_BATCH: usize = 256;
 /// Ring and UMEM sizes: powers of two in this range.
@@ -136,6 +141,7 @@ impl Default for XdpSettings {
             attach_mode: XdpAttachMode::Auto,
             rx_checksum: RxChecksumPolicy::Verify,
             busy_poll: None,
+            idle_spin_usecs: DEFAULT_XDP_IDLE_SPIN_USECS,
             cpus: Vec::new(),
             replace_foreign_program: false,
         }
@@ -313,6 +319,18 @@ pub(crate) fn validate(raw: Option<RawXdp>) -> Result<XdpSettings> {
                 )
             })?,
     };
+    let idle_spin_usecs = match raw.idle_spin_usecs {
+        None => d.idle_spin_usecs,
+        Some(u) => u32::try_from(u)
+            .ok()
+            .filter(|u| *u <= 10_000)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "xdp.idle_spin_usecs",
+                    format!("{u} is out of range; expected 0 to 10000 microseconds"),
+                )
+            })?,
+    };
     let busy_poll = match raw.busy_poll {
         Some(true) => Some(BusyPollSettings { usecs, budget }),
         Some(false) | None => {
@@ -362,6 +380,7 @@ pub(crate) fn validate(raw: Option<RawXdp>) -> Result<XdpSettings> {
         attach_mode,
         rx_checksum,
         busy_poll,
+        idle_spin_usecs,
         cpus,
         replace_foreign_program: raw.replace_foreign_program.unwrap_or(false),
     })
@@ -393,7 +412,8 @@ address_pools = [{ first = "2001:db8:1::1000", last = "2001:db8:1::1fff" }]
         let x = with(
             "queues = [0, 2]\nframe_size = 4096\nframe_count = 8192\nrx_ring = 1024\n\
              zero_copy = \"off\"\nattach_mode = \"generic\"\nrx_checksum = \"ignore\"\n\
-             busy_poll = true\nbusy_poll_usecs = 50\ncpus = [1]\nbatch_size = 32",
+             busy_poll = true\nbusy_poll_usecs = 50\ncpus = [1]\nbatch_size = 32\n\
+             idle_spin_usecs = 0",
         )
         .unwrap();
         assert_eq!(x.queues, Some(vec![0, 2]));
@@ -408,6 +428,7 @@ address_pools = [{ first = "2001:db8:1::1000", last = "2001:db8:1::1fff" }]
                 budget: 64
             })
         );
+        assert_eq!(x.idle_spin_usecs, 0);
         assert_eq!(with("queues = \"all\"").unwrap().queues, None);
     }
 
@@ -415,6 +436,8 @@ address_pools = [{ first = "2001:db8:1::1000", last = "2001:db8:1::1fff" }]
     fn errors_name_the_key() {
         for (text, key) in [
             ("frame_size = 3000", "xdp.frame_size:"),
+            ("idle_spin_usecs = 10001", "xdp.idle_spin_usecs:"),
+            ("idle_spin_usecs = -1", "xdp.idle_spin_usecs:"),
             ("rx_ring = 1000", "xdp.rx_ring:"),
             ("fill_ring = 8192", "xdp.fill_ring:"),
             ("queues = []", "xdp.queues:"),

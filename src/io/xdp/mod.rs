@@ -65,6 +65,8 @@ pub struct XdpConfig {
     pub attach_mode: AttachMode,
     pub zero_copy: ZeroCopy,
     pub busy_poll: Option<BusyPoll>,
+    /// How long an idle worker watches its RX rings before it sleeps in `poll()`.
+    pub idle_spin: Duration,
     /// Worker threads; 0 means one per socket, at most one per allowed CPU.
     pub workers: usize,
     /// CPUs to pin workers to, in order; empty means the CPUs this process may use.
@@ -86,6 +88,7 @@ impl Default for XdpConfig {
             attach_mode: AttachMode::Auto,
             zero_copy: ZeroCopy::Auto,
             busy_poll: None,
+            idle_spin: Duration::from_micros(u64::from(crate::config::DEFAULT_XDP_IDLE_SPIN_USECS)),
             workers: 0,
             cpus: Vec::new(),
             verify_udp_checksum: true,
@@ -125,6 +128,7 @@ impl XdpConfig {
                 usecs: b.usecs,
                 budget: b.budget,
             }),
+            idle_spin: Duration::from_micros(u64::from(x.idle_spin_usecs)),
             workers: cfg.server.workers,
             cpus: x.cpus.clone(),
             verify_udp_checksum: x.rx_checksum == RxChecksumPolicy::Verify,
@@ -438,6 +442,7 @@ impl XdpBackend {
                     batch: cfg.batch_size,
                     verify_udp_checksum: cfg.verify_udp_checksum,
                     busy_poll: cfg.busy_poll.is_some(),
+                    idle_spin: cfg.idle_spin,
                     cpu: cpu_of(w),
                 };
                 (opts, Vec::new())
