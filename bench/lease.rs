@@ -15,7 +15,6 @@ use xdhcp6::lease::{
     AllocRequest, BindingKey, IaType, LeaseStore, Lifetimes, NoReservations, PoolSpec,
 };
 
-const HOT: u64 = 256;
 const LT: Lifetimes = Lifetimes {
     preferred: 3600,
     valid: 7200,
@@ -156,8 +155,8 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
         }
     });
 
-    // Lookup-and-renew at random: lookup, then bind the same address with a new cltt (a
-    // copy-on-write record update).
+    // Lookup-and-renew at random the way the core did it before `renew`: lookup, then bind
+    // the same address with a new cltt.
     let ops = n.min(4_000_000);
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let renew = |rng: &mut Rng, buf: &mut [u8; 14], set: u64| {
@@ -215,29 +214,22 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
     );
     // Lookup-and-renew as one call (what the server does for a Renew): one hash, one lock,
     // one index probe, the record rewritten in place.
-    timed(&format!("N={n}: renew, random clients"), ops, || {
+    let renew_one = |rng: &mut Rng, buf: &mut [u8; 14], set: u64| {
         for _ in 0..ops {
-            let i = rng.next() % n;
-            let d = duid(&mut buf, i);
+            let i = rng.next() % set;
             let key = BindingKey {
-                duid: d,
+                duid: duid(buf, i),
                 iaid: 1,
                 ia_type: IaType::Na,
             };
             t.renew(&key, &pool, LT, 1_000_002).unwrap().unwrap();
         }
+    };
+    timed(&format!("N={n}: renew, random clients"), ops, || {
+        renew_one(&mut rng, &mut buf, n)
     });
     timed(&format!("N={n}: renew, hot 16 Ki clients"), ops, || {
-        for _ in 0..ops {
-            let i = rng.next() % n.min(HOT);
-            let d = duid(&mut buf, i);
-            let key = BindingKey {
-                duid: d,
-                iaid: 1,
-                ia_type: IaType::Na,
-            };
-            t.renew(&key, &pool, LT, 1_000_002).unwrap().unwrap();
-        }
+        renew_one(&mut rng, &mut buf, n.min(16 * 1024))
     });
     // Batches of renewals (64: an RX batch; 256: a renew storm drained from several
     // batches): `renew_many` hashes the batch, prefetches its index buckets and records, then

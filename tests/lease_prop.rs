@@ -398,11 +398,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 );
             }
         }
-        // After every step: lookups and counts agree.
+        // After every step: lookups (one by one and batched) and counts agree.
         let store = t.as_ref().unwrap();
-        for c in 0..7u8 {
-            for iaid in 0..2 {
-                for (pi, spec) in pools.iter().enumerate() {
+        for (pi, spec) in pools.iter().enumerate() {
+            let mut keys = Vec::new();
+            let mut wants = Vec::new();
+            for c in 0..7u8 {
+                for iaid in 0..2 {
                     let key = BindingKey {
                         duid: &duids[c as usize],
                         iaid,
@@ -413,8 +415,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         .filter(|(_, e)| e.state == BindingState::Active && e.expires() > now)
                         .map(|(r, _)| r);
                     prop_assert_eq!(store.lookup(&key, spec, now).map(|l| l.resource), want);
+                    keys.push(key);
+                    wants.push(want);
                 }
             }
+            let mut got = vec![None; keys.len()];
+            store.lookup_many(&keys, spec, now, &mut got);
+            let got: Vec<_> = got.iter().map(|l| l.map(|l| l.resource)).collect();
+            prop_assert_eq!(got, wants, "lookup_many");
         }
         for (pi, spec) in pools.iter().enumerate() {
             let active = m

@@ -7,12 +7,12 @@
 use std::io;
 
 use aya::maps::{Array, PerCpuArray};
-use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 
 use crate::io::xdp::InterfaceInfo;
 
 use super::pool::NaPool;
+use super::xdp::{attach_program, mode_name, other};
 
 /// Name of the program function in `ebpf/xdp_reflector.c`.
 pub const PROGRAM_NAME: &str = "xdp_reflector";
@@ -38,10 +38,6 @@ pub struct Counters {
     pub malformed: u64,
     /// Requests whose frame could not be grown to the reply (no tailroom).
     pub no_room: u64,
-}
-
-fn other(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
 }
 
 /// The bytes of `struct config`.
@@ -104,33 +100,12 @@ impl Reflector {
             let mut arr: Array<_, [u8; CONFIG_LEN]> = Array::try_from(map).map_err(other)?;
             arr.set(0, cfg, 0).map_err(other)?;
         }
-        let prog: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or_else(|| other(format!("object has no program {PROGRAM_NAME}")))?
-            .try_into()
-            .map_err(other)?;
-        prog.load().map_err(other)?;
-        let native = match prog.attach_to_if_index(iface.index, XdpMode::Driver) {
-            Ok(_) => true,
-            Err(native) => {
-                prog.attach_to_if_index(iface.index, XdpMode::Skb)
-                    .map_err(|e| {
-                        other(format!(
-                            "attaching {PROGRAM_NAME}: native: {native}; generic: {e}"
-                        ))
-                    })?;
-                false
-            }
-        };
+        let native = attach_program(&mut ebpf, PROGRAM_NAME, iface.index)?;
         Ok(Reflector { ebpf, native })
     }
 
     pub fn attach_mode(&self) -> &'static str {
-        if self.native {
-            "native"
-        } else {
-            "generic"
-        }
+        mode_name(self.native)
     }
 
     pub fn counters(&self) -> Counters {

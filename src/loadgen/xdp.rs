@@ -79,8 +79,42 @@ pub fn default_sizes() -> XskSizes {
     }
 }
 
-fn other(e: impl std::fmt::Display) -> io::Error {
+pub(super) fn other(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
+}
+
+/// Load program `name` of `ebpf` and attach it to interface `ifindex`: native (driver) mode,
+/// else generic (SKB) mode. Returns whether native mode was got. The attachment is a BPF link
+/// owned by `ebpf`: dropping it (or the process dying) detaches the program.
+pub(super) fn attach_program(ebpf: &mut Ebpf, name: &str, ifindex: u32) -> io::Result<bool> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or_else(|| other(format!("object has no program {name}")))?
+        .try_into()
+        .map_err(other)?;
+    prog.load().map_err(other)?;
+    match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
+        Ok(_) => Ok(true),
+        Err(native) => {
+            prog.attach_to_if_index(ifindex, XdpMode::Skb)
+                .map_err(|e| {
+                    other(format!(
+                        "attaching {name}: native: {native}; generic: {e} (another XDP program \
+                         on the interface?)"
+                    ))
+                })?;
+            Ok(false)
+        }
+    }
+}
+
+/// How an XDP program got attached, for reports.
+pub(super) fn mode_name(native: bool) -> &'static str {
+    if native {
+        "native"
+    } else {
+        "generic"
+    }
 }
 
 /// The receive program attached to the generator's interface. Dropping it detaches it (aya
@@ -94,34 +128,12 @@ impl RxProgram {
     /// Load and attach: native (driver) mode, else generic (SKB) mode.
     pub fn attach(ifindex: u32) -> io::Result<RxProgram> {
         let mut ebpf = EbpfLoader::new().load(OBJECT).map_err(other)?;
-        let prog: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or_else(|| other(format!("object has no program {PROGRAM_NAME}")))?
-            .try_into()
-            .map_err(other)?;
-        prog.load().map_err(other)?;
-        let native = match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
-            Ok(_) => true,
-            Err(native) => {
-                prog.attach_to_if_index(ifindex, XdpMode::Skb)
-                    .map_err(|e| {
-                        other(format!(
-                            "attaching {PROGRAM_NAME}: native: {native}; generic: {e} (another \
-                             XDP program on the interface?)"
-                        ))
-                    })?;
-                false
-            }
-        };
+        let native = attach_program(&mut ebpf, PROGRAM_NAME, ifindex)?;
         Ok(RxProgram { ebpf, native })
     }
 
     pub fn attach_mode(&self) -> &'static str {
-        if self.native {
-            "native"
-        } else {
-            "generic"
-        }
+        mode_name(self.native)
     }
 
     /// Steer replies received on `queue` into socket `fd`.

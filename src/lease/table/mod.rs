@@ -350,12 +350,33 @@ fn shard_of(low: u32, n: usize) -> usize {
     ((u64::from(low) * n as u64) >> 32) as usize
 }
 
-/// Keys of a batch are hashed and prefetched this many at a time (an RX batch or two).
-const PREFETCH_BATCH: usize = 64;
-/// `renew_many` works on chunks of this many keys: enough that most shards of a chunk hold
+/// Batched calls work on chunks of this many keys: enough that most shards of a chunk hold
 /// several of its keys (one lock round trip serves them all), few enough that the records it
 /// prefetches stay in the L2 cache.
-const RENEW_BATCH: usize = 256;
+const BATCH: usize = 256;
+
+/// One chunk of a batched call, grouped by key shard (see [`Inner::prepare_batch`]).
+struct ShardBatch {
+    /// Key hash tag of each key, by position in the chunk.
+    tags: [u32; BATCH],
+    /// (shard, position in the chunk) of the valid keys, by shard, in key order within one.
+    order: [(u32, u32); BATCH],
+    len: usize,
+}
+
+impl ShardBatch {
+    /// Each shard the chunk touches, with its keys.
+    fn groups(&self) -> impl Iterator<Item = (usize, &[(u32, u32)])> {
+        self.order[..self.len]
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|g| (g[0].0 as usize, g))
+    }
+}
+
+/// The records `lookup` and `renew` find: active, in `pool`, not expired at `now`.
+fn current_in(pool: &PoolSpec, now: u64) -> impl Fn(&Record) -> bool + '_ {
+    move |r| r.pool_id == pool.id && r.state == BindingState::Active && r.expires_at() > now
+}
 
 /// Can a binding with this key exist at all? (A DUID is 1..=130 bytes.)
 #[inline]
@@ -1299,10 +1320,8 @@ impl Inner {
         let (ktag, low) = split(h);
         let shard = shard_of(low, self.kshards.len());
         let ks = lock(&self.kshards[shard]);
-        self.find_key(&ks, ktag, key, |r| {
-            r.pool_id == pool.id && r.state == BindingState::Active && r.expires_at() > now
-        })
-        .map(|(_, r)| lease_of(&r))
+        self.find_key(&ks, ktag, key, current_in(pool, now))
+            .map(|(_, r)| lease_of(&r))
     }
 
     /// Lookup-and-renew under one lock and one index probe (see [`LeaseStore::renew`]), the
@@ -1321,75 +1340,30 @@ impl Inner {
         now: u64,
         seq: Option<u64>,
     ) -> Option<Result<Lease, StoreError>> {
-        if self.durable.group.is_none() && key.duid.len() <= DUID_INLINE_MAX {
-            return self.renew_in_place(ks, shard, key, ktag, pool, lifetimes, now, seq);
-        }
-        let (slot, old, raw) = self.find_key_raw(ks, ktag, key, |r| {
-            r.pool_id == pool.id && r.state == BindingState::Active && r.expires_at() > now
-        })?;
-        if let Err(e) = self.check_writable() {
-            return Some(Err(e));
-        }
-        let mut new = Record {
-            lifetimes,
-            cltt: now,
-            ..old
-        };
         if self.durable.group.is_some() {
             // Copy-on-write (see `rewrite`).
+            let (slot, old) = self.find_key(ks, ktag, key, current_in(pool, now))?;
+            if let Err(e) = self.check_writable() {
+                return Some(Err(e));
+            }
+            let mut new = Record {
+                lifetimes,
+                cltt: now,
+                ..old
+            };
             return Some(
                 self.update(ks, shard, ktag, slot, &old, &mut new)
                     .map(|()| lease_of(&new)),
             );
         }
         // In place, patching the record's bytes: the state stays active, so neither index nor
-        // the counters change. The new version must sort after the old one (open keeps the
-        // higher sequence number of a record and its journal copy).
-        new.seq = match seq {
-            Some(s) if s > old.seq => s,
-            _ => self.next_seq(),
-        };
-        new.partner_acked = false;
-        let bytes = record::renewed(&raw, lifetimes, now, new.seq);
-        Some(
-            self.write_in_place(ks, shard, slot, &bytes)
-                .map(|()| lease_of(&new)),
-        )
-    }
-
-    /// The fast path of [`Inner::renew_locked`] (`Mapped` mode, DUID held inline): probes the
-    /// key index and rewrites the record in place from its bytes, never decoding it. Same
-    /// result as the general path: the newest active, unexpired record of the key in `pool`.
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn renew_in_place(
-        &self,
-        ks: &mut KeyShard,
-        shard: usize,
-        key: &BindingKey<'_>,
-        ktag: u32,
-        pool: &PoolSpec,
-        lifetimes: Lifetimes,
-        now: u64,
-        seq: Option<u64>,
-    ) -> Option<Result<Lease, StoreError>> {
-        let padded = record::raw::padded_duid(key.duid);
-        let ia = ia_code(key.ia_type);
-        let active = record::state_code(BindingState::Active);
-        let mut best: Option<(u32, [u8; RECORD_SIZE])> = None;
-        ks.keys.find(ktag, |slot| {
-            let raw = self.region.read::<RECORD_SIZE>(self.slot_offset(slot));
-            if record::raw::inline_key_matches(&raw, &padded, key.duid, key.iaid, ia)
-                && record::raw::state(&raw) == active
-                && record::raw::pool(&raw) == pool.id
-                && record::raw::expires_at(&raw) > now
-                && best.is_none_or(|(_, b)| record::raw::seq(&raw) > record::raw::seq(&b))
-            {
-                best = Some((slot, raw));
-            }
-            None::<()>
-        });
-        let (slot, raw) = best?;
+        // the counters change.
+        let (slot, raw) = if key.duid.len() <= DUID_INLINE_MAX {
+            self.find_current_inline(ks, ktag, key, pool, now)
+        } else {
+            self.find_key_raw(ks, ktag, key, current_in(pool, now))
+                .map(|(slot, _, raw)| (slot, raw))
+        }?;
         if let Err(e) = self.check_writable() {
             return Some(Err(e));
         }
@@ -1409,6 +1383,35 @@ impl Inner {
                     expires_at: record::expiry(now, lifetimes.valid),
                 }),
         )
+    }
+
+    /// [`Inner::find_key_raw`] with [`current_in`], for a DUID held inline, from the records'
+    /// bytes alone (nothing is decoded): the renew fast path.
+    fn find_current_inline(
+        &self,
+        ks: &KeyShard,
+        ktag: u32,
+        key: &BindingKey<'_>,
+        pool: &PoolSpec,
+        now: u64,
+    ) -> Option<(u32, [u8; RECORD_SIZE])> {
+        let padded = record::raw::padded_duid(key.duid);
+        let ia = ia_code(key.ia_type);
+        let active = record::state_code(BindingState::Active);
+        let mut best: Option<(u32, [u8; RECORD_SIZE])> = None;
+        ks.keys.find(ktag, |slot| {
+            let raw = self.region.read::<RECORD_SIZE>(self.slot_offset(slot));
+            if record::raw::inline_key_matches(&raw, &padded, key.duid, key.iaid, ia)
+                && record::raw::state(&raw) == active
+                && record::raw::pool(&raw) == pool.id
+                && record::raw::expires_at(&raw) > now
+                && best.is_none_or(|(_, b)| record::raw::seq(&raw) > record::raw::seq(&b))
+            {
+                best = Some((slot, raw));
+            }
+            None::<()>
+        });
+        best
     }
 
     fn renew_hashed(
@@ -1439,40 +1442,59 @@ impl Inner {
         self.renew_hashed(key, h, pool, lifetimes, now)
     }
 
-    /// Hash every key of a batch and prefetch its index bucket, then the records the buckets
-    /// point at, so the cache misses of the batch overlap instead of following one another.
-    /// Returns the hashes (0 for a key no lookup can match).
-    fn prefetch_batch<const N: usize>(&self, keys: &[BindingKey<'_>]) -> [u64; N] {
-        debug_assert!(keys.len() <= N);
+    /// Prepare one chunk (at most [`BATCH`] keys) of a batched call: hash every key and
+    /// prefetch its index bucket (no lock), group the keys by shard, then, one lock per shard,
+    /// probe the buckets and prefetch the records they point at, so the cache misses of the
+    /// chunk overlap instead of following one another. Invalid keys are left out.
+    fn prepare_batch(&self, keys: &[BindingKey<'_>]) -> ShardBatch {
+        assert!(keys.len() <= BATCH);
         let n = self.kshards.len();
-        let mut hs = [0u64; N];
-        for (h, key) in hs.iter_mut().zip(keys) {
+        let mut b = ShardBatch {
+            tags: [0; BATCH],
+            order: [(0, 0); BATCH],
+            len: 0,
+        };
+        // (shard, position in the chunk) of every valid key, in key order.
+        let mut unsorted = [(0u32, 0u32); BATCH];
+        for (i, key) in keys.iter().enumerate() {
             if !valid_key(key) {
                 continue;
             }
-            *h = hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type));
-            let (tag, low) = split(*h);
-            self.kshards[shard_of(low, n)].prefetch_bucket(tag);
+            let (tag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
+            let shard = shard_of(low, n);
+            self.kshards[shard].prefetch_bucket(tag);
+            b.tags[i] = tag;
+            unsorted[b.len] = (shard as u32, i as u32);
+            b.len += 1;
         }
-        for (&h, key) in hs.iter().zip(keys) {
-            if !valid_key(key) {
-                continue;
+        // A stable counting sort by shard: keys of one shard keep their order.
+        let mut starts = [0u16; header::MAX_SHARDS as usize + 1];
+        for &(shard, _) in &unsorted[..b.len] {
+            starts[shard as usize + 1] += 1;
+        }
+        for s in 1..=n {
+            starts[s] += starts[s - 1];
+        }
+        for &e in &unsorted[..b.len] {
+            let at = &mut starts[e.0 as usize];
+            b.order[usize::from(*at)] = e;
+            *at += 1;
+        }
+        for (shard, group) in b.groups() {
+            let ks = lock(&self.kshards[shard]);
+            for &(_, i) in group {
+                ks.keys.find(b.tags[i as usize], |slot| {
+                    self.region.prefetch(self.slot_offset(slot), RECORD_SIZE);
+                    None::<()>
+                });
             }
-            let (tag, low) = split(h);
-            let ks = lock(&self.kshards[shard_of(low, n)]);
-            ks.keys.find(tag, |slot| {
-                self.region.prefetch(self.slot_offset(slot), RECORD_SIZE);
-                None::<()>
-            });
         }
-        hs
+        b
     }
 
-    /// [`LeaseTable::renew_many`]. Per chunk of keys: hash each and prefetch its index bucket
-    /// (no lock); then, one shard lock per shard the chunk touches, probe the buckets and
-    /// prefetch the records; then, again one lock per shard, renew. A chunk's sequence numbers
-    /// are reserved with one atomic add. Keys of one shard keep their order, so a key listed
-    /// twice is renewed twice, in order, as by `renew` one key at a time.
+    /// [`LeaseTable::renew_many`]: per chunk, [`Inner::prepare_batch`], then one lock per shard
+    /// to renew its keys. A chunk's sequence numbers are reserved with one atomic add. A key
+    /// listed twice is renewed twice, in order, as by `renew` one key at a time.
     fn renew_many(
         &self,
         keys: &[BindingKey<'_>],
@@ -1482,54 +1504,11 @@ impl Inner {
         out: &mut [Option<Result<Lease, StoreError>>],
     ) {
         assert_eq!(keys.len(), out.len(), "one result per key");
-        let n = self.kshards.len();
-        // Counting sort by shard: where each shard's keys start in `sorted`.
-        let mut starts = [0u16; header::MAX_SHARDS as usize + 1];
-        for (keys, out) in keys.chunks(RENEW_BATCH).zip(out.chunks_mut(RENEW_BATCH)) {
-            let mut tags = [0u32; RENEW_BATCH];
-            // (shard, position in the chunk) of every valid key.
-            let mut order = [(0u32, 0u32); RENEW_BATCH];
-            let mut m = 0;
-            for (i, (key, o)) in keys.iter().zip(out.iter_mut()).enumerate() {
-                *o = None;
-                if !valid_key(key) {
-                    continue;
-                }
-                let (tag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
-                let shard = shard_of(low, n);
-                self.kshards[shard].prefetch_bucket(tag);
-                tags[i] = tag;
-                order[m] = (shard as u32, i as u32);
-                m += 1;
-            }
-            // Group by shard, keeping the keys' order within a shard (a stable counting sort).
-            let starts = &mut starts[..=n];
-            starts.fill(0);
-            for &(shard, _) in &order[..m] {
-                starts[shard as usize + 1] += 1;
-            }
-            for s in 1..=n {
-                starts[s] += starts[s - 1];
-            }
-            let mut sorted = [(0u32, 0u32); RENEW_BATCH];
-            for &e in &order[..m] {
-                let at = &mut starts[e.0 as usize];
-                sorted[usize::from(*at)] = e;
-                *at += 1;
-            }
-            let order = &sorted[..m];
-            for group in order.chunk_by(|a, b| a.0 == b.0) {
-                let ks = lock(&self.kshards[group[0].0 as usize]);
-                for &(_, i) in group {
-                    ks.keys.find(tags[i as usize], |slot| {
-                        self.region.prefetch(self.slot_offset(slot), RECORD_SIZE);
-                        None::<()>
-                    });
-                }
-            }
-            let mut seq = self.next_seq.fetch_add(m as u64, Ordering::Relaxed);
-            for group in order.chunk_by(|a, b| a.0 == b.0) {
-                let shard = group[0].0 as usize;
+        for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+            out.fill(None);
+            let b = self.prepare_batch(keys);
+            let mut seq = self.next_seq.fetch_add(b.len as u64, Ordering::Relaxed);
+            for (shard, group) in b.groups() {
                 let mut ks = lock(&self.kshards[shard]);
                 for &(_, i) in group {
                     let i = i as usize;
@@ -1537,7 +1516,7 @@ impl Inner {
                         &mut ks,
                         shard,
                         &keys[i],
-                        tags[i],
+                        b.tags[i],
                         pool,
                         lifetimes,
                         now,
@@ -1549,9 +1528,8 @@ impl Inner {
         }
     }
 
-    /// Batched lookup (see [`LeaseTable::lookup_many`]): hash every key and prefetch its index
-    /// bucket, then prefetch the records the buckets point at, then look each up; the cache
-    /// misses of a batch overlap instead of following one another.
+    /// [`LeaseTable::lookup_many`]: per chunk, [`Inner::prepare_batch`], then one lock per
+    /// shard to look its keys up.
     fn lookup_many(
         &self,
         keys: &[BindingKey<'_>],
@@ -1560,17 +1538,17 @@ impl Inner {
         out: &mut [Option<Lease>],
     ) {
         assert_eq!(keys.len(), out.len(), "one result per key");
-        for (keys, out) in keys
-            .chunks(PREFETCH_BATCH)
-            .zip(out.chunks_mut(PREFETCH_BATCH))
-        {
-            let hs = self.prefetch_batch::<PREFETCH_BATCH>(keys);
-            for ((o, key), &h) in out.iter_mut().zip(keys).zip(&hs) {
-                *o = if valid_key(key) {
-                    self.lookup_hashed(key, h, pool, now)
-                } else {
-                    None
-                };
+        for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+            out.fill(None);
+            let b = self.prepare_batch(keys);
+            for (shard, group) in b.groups() {
+                let ks = lock(&self.kshards[shard]);
+                for &(_, i) in group {
+                    let i = i as usize;
+                    out[i] = self
+                        .find_key(&ks, b.tags[i], &keys[i], current_in(pool, now))
+                        .map(|(_, r)| lease_of(&r));
+                }
             }
         }
     }
