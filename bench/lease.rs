@@ -1,6 +1,7 @@
 //! Lease table benchmarks (see docs/benchmarks.md, "Lease table").
 //!
-//! `cargo bench --bench lease -- [--sizes 1000000,10000000] [--dir DIR] [--cold] [--group-only | --no-group]`
+//! `cargo bench --bench lease -- [--sizes 1000000,10000000] [--dir DIR] [--cold] [--group-only | --no-group]
+//!   [--only LABEL,…] [--repeat R]`
 //!
 //! For each size N: allocate N new bindings (one core), then random lookup-and-renew (one
 //! core), file and resident bytes per lease, reopen time; then group-commit throughput and the
@@ -102,28 +103,55 @@ fn per_sec(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
-/// Runs `f`, printing ops/s by wall clock and by this process's CPU time (the VM is shared:
-/// CPU time shows what one core does when it is not taken by others).
+/// `--repeat R`: run each renew/lookup measurement R times and print the median (the VM's
+/// run-to-run spread is ±25 %: one run is not a figure).
+static REPEAT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Runs `f` once, printing ops/s by wall clock and by this process's CPU time (the VM is
+/// shared: CPU time shows what one core does when it is not taken by others).
 fn timed(label: &str, ops: u64, f: impl FnOnce()) {
+    let mut f = Some(f);
+    timed_repeat(label, ops, 1, || (f.take().expect("run once"))());
+}
+
+/// [`timed`] `--repeat` times (once when not given): each run's figures, then the median run.
+fn timed_n(label: &str, ops: u64, f: impl FnMut()) {
+    timed_repeat(label, ops, *REPEAT.get().unwrap_or(&1), f);
+}
+
+fn timed_repeat(label: &str, ops: u64, runs: usize, mut f: impl FnMut()) {
     if let Some(only) = ONLY.get() {
         // Allocation fills the table every other measurement needs.
         if !only.split(',').any(|o| label.contains(o)) && !label.contains("allocate-new") {
             return;
         }
     }
-    let cpu0 = cpu_time();
-    let faults0 = minor_faults();
-    let start = Instant::now();
-    f();
-    let wall = start.elapsed();
-    let cpu = cpu_time() - cpu0;
-    println!(
-        "{label:<44} {:>10.0} ops/s wall ({:.0} ns/op); {:>10.0} ops per CPU-second; {} page faults",
-        per_sec(ops, wall),
-        wall.as_nanos() as f64 / ops as f64,
-        per_sec(ops, cpu.max(Duration::from_millis(10))),
-        minor_faults() - faults0
-    );
+    let mut walls = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let cpu0 = cpu_time();
+        let faults0 = minor_faults();
+        let start = Instant::now();
+        f();
+        let wall = start.elapsed();
+        let cpu = cpu_time() - cpu0;
+        println!(
+            "{label:<44} {:>10.0} ops/s wall ({:.0} ns/op); {:>10.0} ops per CPU-second; {} page faults",
+            per_sec(ops, wall),
+            wall.as_nanos() as f64 / ops as f64,
+            per_sec(ops, cpu.max(Duration::from_millis(10))),
+            minor_faults() - faults0
+        );
+        walls.push(wall);
+    }
+    if runs > 1 {
+        walls.sort();
+        println!(
+            "{label:<44} median {:>10.0} ops/s wall over {runs} runs (min {:.0}, max {:.0})",
+            per_sec(ops, walls[runs / 2]),
+            per_sec(ops, walls[runs - 1]),
+            per_sec(ops, walls[0]),
+        );
+    }
 }
 
 fn bench_size(dir: &Path, n: u64, cold: bool) {
@@ -172,7 +200,7 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
             t.bind(&key, 1, l.resource, LT, 1_000_001 + k).unwrap();
         }
     };
-    timed(&format!("N={n}: lookup+renew, random clients"), ops, || {
+    timed_n(&format!("N={n}: lookup+renew, random clients"), ops, || {
         renew(&mut rng, &mut buf, n)
     });
     // Over a hot set of 16 Ki clients (fits in cache): the CPU cost of the operation itself.
@@ -225,10 +253,10 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
             t.renew(&key, &pool, LT, 1_000_002).unwrap().unwrap();
         }
     };
-    timed(&format!("N={n}: renew, random clients"), ops, || {
+    timed_n(&format!("N={n}: renew, random clients"), ops, || {
         renew_one(&mut rng, &mut buf, n)
     });
-    timed(&format!("N={n}: renew, hot 16 Ki clients"), ops, || {
+    timed_n(&format!("N={n}: renew, hot 16 Ki clients"), ops, || {
         renew_one(&mut rng, &mut buf, n.min(16 * 1024))
     });
     // Batches of renewals (64: an RX batch; 256: a renew storm drained from several
@@ -236,9 +264,10 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
     // renews the clients shard by shard.
     renew_batched::<64>(&t, &pool, n, n, ops, &mut rng);
     renew_batched::<256>(&t, &pool, n, n, ops, &mut rng);
+    renew_batched::<1024>(&t, &pool, n, n, ops, &mut rng);
     // The same over 256 clients (all in cache): the CPU cost of the batched renewal itself.
     renew_batched::<256>(&t, &pool, n, n.min(256), ops, &mut rng);
-    timed(&format!("N={n}: lookup, random clients"), ops, || {
+    timed_n(&format!("N={n}: lookup, random clients"), ops, || {
         for _ in 0..ops {
             let i = rng.next() % n;
             let d = duid(&mut buf, i);
@@ -313,7 +342,7 @@ fn renew_batched<const B: usize>(
     } else {
         format!("hot {set} clients")
     };
-    timed(&format!("N={n}: renew_many({B}), {what}"), ops, || {
+    timed_n(&format!("N={n}: renew_many({B}), {what}"), ops, || {
         let mut bufs = [[0u8; 14]; B];
         let mut out: [Option<Result<_, _>>; B] = [None; B];
         let mut k = 0;
@@ -496,6 +525,9 @@ fn main() {
     let no_group = args.iter().any(|a| a == "--no-group");
     if let Some(only) = arg("--only") {
         let _ = ONLY.set(only);
+    }
+    if let Some(r) = arg("--repeat") {
+        let _ = REPEAT.set(r.parse::<usize>().expect("--repeat N").max(1));
     }
     std::fs::create_dir_all(&dir).unwrap();
     if !only_group {

@@ -18,11 +18,13 @@ pub fn fmix64(mut x: u64) -> u64 {
 /// and tables and detects torn or flipped record bytes.
 #[inline]
 pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
-    let mut h = seed ^ (bytes.len() as u64).wrapping_mul(K);
+    let mut h = hash_start(seed, bytes.len());
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+        h = hash_step(
+            h,
+            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
+        );
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
@@ -32,9 +34,22 @@ pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
             .iter()
             .rev()
             .fold(0u64, |t, &b| (t << 8) | u64::from(b));
-        h = (h ^ tail).wrapping_mul(K).rotate_left(29);
+        h = hash_step(h, tail);
     }
     fmix64(h)
+}
+
+/// The state [`hash_bytes`] starts from for `len` bytes (then one [`hash_step`] per 8-byte
+/// chunk, the tail zero-padded, then [`fmix64`]): for callers that hold the bytes as words.
+#[inline]
+pub fn hash_start(seed: u64, len: usize) -> u64 {
+    seed ^ (len as u64).wrapping_mul(K)
+}
+
+/// One 8-byte chunk `w` (little-endian) into the state of [`hash_bytes`].
+#[inline]
+pub fn hash_step(h: u64, w: u64) -> u64 {
+    (h ^ w).wrapping_mul(K).rotate_left(29)
 }
 
 /// Hash of a binding key (DUID, IAID, IA type).

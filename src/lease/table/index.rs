@@ -1,8 +1,11 @@
 //! An open-addressing multimap from a 32-bit hash tag to a slot number, used for both indexes
 //! (binding key → slot, resource → slot). Entries are 8 bytes: the tag, which also fixes the
 //! home bucket, and the slot. The full key is compared by the caller against the record in the
-//! mapping, so the index stays small (bytes per lease is a target). Linear probing with
-//! backward-shift deletion: no tombstones, so lookups never degrade with churn. The capacity is
+//! mapping, so the index stays small (bytes per lease is a target). Linear probing in Robin
+//! Hood order (each cluster sorted by home bucket), with backward-shift deletion: no
+//! tombstones, so lookups never degrade with churn, and a probe stops as soon as it meets an
+//! entry whose home lies after its own, a few buckets in, instead of walking to the end of the
+//! cluster (at 85 % load an average cluster tail is some twenty buckets). The capacity is
 //! not a power of two (home bucket by multiply-shift), so a table sized at open is exactly 80 %
 //! full and growth is by half: memory per entry stays near 10-13 bytes.
 
@@ -87,6 +90,7 @@ impl Index {
     #[inline]
     pub fn find<T>(&self, tag: u32, mut f: impl FnMut(u32) -> Option<T>) -> Option<T> {
         let mut i = self.home(tag);
+        let mut d = 0;
         loop {
             let e = self.entries[i];
             if e == EMPTY {
@@ -96,9 +100,19 @@ impl Index {
                 if let Some(t) = f(e as u32) {
                     return Some(t);
                 }
+            } else if self.displacement(e, i) < d {
+                // `e` and every entry after it in the cluster belong to later home buckets.
+                return None;
             }
             i = self.next(i);
+            d += 1;
         }
+    }
+
+    /// How far the entry `e`, stored at `i`, sits from its home bucket.
+    #[inline]
+    fn displacement(&self, e: u64, i: usize) -> usize {
+        self.dist(self.home((e >> 32) as u32), i)
     }
 
     /// Where the entries live: (address, capacity), for [`prefetch_bucket`] without the lock.
@@ -115,13 +129,29 @@ impl Index {
         self.len += 1;
     }
 
-    fn insert_no_grow(&mut self, e: u64) {
+    /// Robin Hood insertion: walk from the home bucket past every entry at least as far from
+    /// its home as `e` would be, take the first bucket whose entry is nearer its home (or
+    /// empty), and carry that entry on the same way. Clusters stay sorted by home bucket, and
+    /// entries of one tag stay in insertion order.
+    fn insert_no_grow(&mut self, mut e: u64) {
         let mut i = self.home((e >> 32) as u32);
-        while self.entries[i] != EMPTY {
-            debug_assert!(self.entries[i] != e, "duplicate index entry");
+        let mut d = 0;
+        loop {
+            let cur = self.entries[i];
+            if cur == EMPTY {
+                self.entries[i] = e;
+                return;
+            }
+            debug_assert!(cur != e, "duplicate index entry");
+            let dc = self.displacement(cur, i);
+            if dc < d {
+                self.entries[i] = e;
+                e = cur;
+                d = dc;
+            }
             i = self.next(i);
+            d += 1;
         }
-        self.entries[i] = e;
     }
 
     fn grow(&mut self) {
@@ -136,15 +166,17 @@ impl Index {
 
     fn position(&self, e: u64) -> Option<usize> {
         let mut i = self.home((e >> 32) as u32);
+        let mut d = 0;
         loop {
             let cur = self.entries[i];
-            if cur == EMPTY {
+            if cur == EMPTY || self.displacement(cur, i) < d {
                 return None;
             }
             if cur == e {
                 return Some(i);
             }
             i = self.next(i);
+            d += 1;
         }
     }
 
@@ -164,21 +196,17 @@ impl Index {
         let Some(mut hole) = self.position(pack(tag, slot)) else {
             return false;
         };
-        // Backward-shift: move later entries of the cluster into the hole when that brings them
-        // no further from their home bucket.
-        let mut i = hole;
+        // Backward shift: the entries after the hole that are not in their home bucket move
+        // back by one, up to the end of the cluster or the first entry that is at home. The
+        // cluster stays sorted by home bucket.
         loop {
-            i = self.next(i);
+            let i = self.next(hole);
             let e = self.entries[i];
-            if e == EMPTY {
+            if e == EMPTY || self.displacement(e, i) == 0 {
                 break;
             }
-            let home = self.home((e >> 32) as u32);
-            // Can `e` live at `hole`? Yes unless its home lies cyclically in (hole, i].
-            if self.dist(home, hole) <= self.dist(home, i) {
-                self.entries[hole] = e;
-                hole = i;
-            }
+            self.entries[hole] = e;
+            hole = i;
         }
         self.entries[hole] = EMPTY;
         self.len -= 1;
@@ -191,6 +219,27 @@ impl Index {
             .iter()
             .filter(|&&e| e != EMPTY)
             .map(|&e| ((e >> 32) as u32, e as u32))
+    }
+}
+
+#[cfg(test)]
+impl Index {
+    /// The Robin Hood invariant: along a cluster, each entry sits at most one bucket further
+    /// from its home than the entry before it (so clusters are sorted by home bucket).
+    fn check_order(&self) {
+        let n = self.entries.len();
+        for i in 0..n {
+            let (a, b) = (self.entries[i], self.entries[(i + 1) % n]);
+            if b == EMPTY {
+                continue;
+            }
+            let db = self.displacement(b, (i + 1) % n);
+            if a == EMPTY {
+                assert_eq!(db, 0, "entry after an empty bucket not at home");
+            } else {
+                assert!(db <= self.displacement(a, i) + 1, "order broken at {i}");
+            }
+        }
     }
 }
 
@@ -221,5 +270,46 @@ mod tests {
             assert_eq!(ix.find(t, |c| (c == s).then_some(())), Some(()));
         }
         assert_eq!(ix.iter().count(), model.len());
+        ix.check_order();
+        // Every tag's slots, found by an exhaustive scan, equal what `find` visits.
+        for t in 0..64u32 {
+            let mut seen = Vec::new();
+            ix.find(t, |c| {
+                seen.push(c);
+                None::<()>
+            });
+            seen.sort_unstable();
+            let mut want: Vec<u32> = model.iter().filter(|e| e.0 == t).map(|e| e.1).collect();
+            want.sort_unstable();
+            assert_eq!(seen, want, "tag {t}");
+        }
+    }
+
+    #[test]
+    fn stays_in_robin_hood_order_through_growth_and_churn() {
+        let mut ix = Index::with_capacity(100);
+        let mut model = HashSet::new();
+        let mut x = 99u64;
+        for step in 0..100_000u32 {
+            x = super::super::hash::fmix64(x);
+            let tag = x as u32;
+            if x & (1 << 40) != 0 || model.len() < 50 {
+                if model.insert((tag, step)) {
+                    ix.insert(tag, step);
+                }
+            } else if let Some(&e) = model.iter().next() {
+                model.remove(&e);
+                assert!(ix.remove(e.0, e.1));
+                assert!(!ix.remove(e.0, e.1));
+            }
+            if step % 997 == 0 {
+                ix.check_order();
+            }
+        }
+        ix.check_order();
+        for &(t, s) in &model {
+            assert!(ix.replace(t, s, s ^ 1));
+            assert_eq!(ix.find(t, |c| (c == s ^ 1).then_some(())), Some(()));
+        }
     }
 }

@@ -22,6 +22,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::record::{Words, RECORD_SIZE};
+
 pub struct Region {
     /// Kept for its `Drop` (munmap); all access goes through `base`.
     _map: memmap2::MmapMut,
@@ -119,34 +121,38 @@ impl Region {
         out
     }
 
-    /// Copy `bytes` into the mapping at `off`.
+    /// The record at `off` as [`Words`]: twelve 8-byte loads, one bounds check.
     #[inline]
-    pub fn write(&self, off: usize, bytes: &[u8]) {
-        self.check(off, bytes.len());
-        // SAFETY: in bounds (checked above); the caller holds the lock owning the range and no
-        // index refers to it, so no other thread reads or writes it concurrently.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(off), bytes.len()) };
+    pub fn read_words(&self, off: usize) -> Words {
+        self.check(off, RECORD_SIZE);
+        // SAFETY: `off..off+RECORD_SIZE` lies inside the backed part of the live mapping
+        // (checked above); the caller owns the range per the module contract, so no write races
+        // these loads. Unaligned loads: no alignment is assumed.
+        std::array::from_fn(|i| unsafe {
+            u64::from_le(std::ptr::read_unaligned(
+                self.base.add(off + i * 8) as *const u64
+            ))
+        })
+    }
+
+    /// The `len` bytes at `off`, for writing: one bounds check for all the writes through it
+    /// (a record update writes a dozen pieces of one record).
+    #[inline]
+    pub fn span(&self, off: usize, len: usize) -> Span<'_> {
+        self.check(off, len);
+        Span {
+            // SAFETY: `off..off+len` lies inside the live mapping (checked above), so the
+            // pointer stays within the mapped allocation.
+            base: unsafe { self.base.add(off) },
+            len,
+            _region: std::marker::PhantomData,
+        }
     }
 
     /// Store one byte with release ordering, after the bytes written before it.
     #[inline]
     pub fn write_u8_release(&self, off: usize, v: u8) {
-        self.check(off, 1);
-        std::sync::atomic::fence(Ordering::Release);
-        // SAFETY: in bounds (checked above) and owned by the caller per the module contract. A
-        // single-byte volatile store cannot tear.
-        unsafe { std::ptr::write_volatile(self.base.add(off), v) };
-    }
-
-    /// Store one byte, then a release fence: the stores after it are not moved before it (an
-    /// in-place update first marks the slot empty, then rewrites it, then sets the state).
-    #[inline]
-    pub fn write_u8_fenced(&self, off: usize, v: u8) {
-        self.check(off, 1);
-        // SAFETY: in bounds (checked above) and owned by the caller per the module contract. A
-        // single-byte volatile store cannot tear.
-        unsafe { std::ptr::write_volatile(self.base.add(off), v) };
-        std::sync::atomic::fence(Ordering::Release);
+        self.span(off, 1).write_u8_release(0, v);
     }
 
     /// Hint that the `len` bytes at `off` (a record) will be read soon (batched lookups):
@@ -192,6 +198,53 @@ pub fn prefetch_addr(addr: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = addr;
+}
+
+/// A checked range of the mapping (see [`Region::span`]); writes at offsets inside it. The
+/// caller owns the range per the module contract (it holds the lock of the shard the bytes
+/// belong to, and no other thread reads what it writes, or only bytes written before).
+pub struct Span<'a> {
+    base: *mut u8,
+    len: usize,
+    _region: std::marker::PhantomData<&'a Region>,
+}
+
+impl Span<'_> {
+    #[inline]
+    fn at(&self, at: usize, n: usize) -> *mut u8 {
+        assert!(at <= self.len && n <= self.len - at, "write past its span");
+        // SAFETY: `at + n <= len` (asserted above) and the span lies inside the mapping.
+        unsafe { self.base.add(at) }
+    }
+
+    /// Copy `bytes` in at `at`.
+    #[inline]
+    pub fn write(&self, at: usize, bytes: &[u8]) {
+        let p = self.at(at, bytes.len());
+        // SAFETY: in bounds (checked by `at`); the caller owns the range, so no other thread
+        // reads or writes it concurrently; `bytes` is not in the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
+    }
+
+    /// Store one byte with release ordering, after the bytes written before it.
+    #[inline]
+    pub fn write_u8_release(&self, at: usize, v: u8) {
+        let p = self.at(at, 1);
+        std::sync::atomic::fence(Ordering::Release);
+        // SAFETY: in bounds (checked by `at`) and owned by the caller. A single-byte volatile
+        // store cannot tear.
+        unsafe { std::ptr::write_volatile(p, v) };
+    }
+
+    /// Store one byte, then a release fence: the stores after it are not moved before it.
+    #[inline]
+    pub fn write_u8_fenced(&self, at: usize, v: u8) {
+        let p = self.at(at, 1);
+        // SAFETY: in bounds (checked by `at`) and owned by the caller. A single-byte volatile
+        // store cannot tear.
+        unsafe { std::ptr::write_volatile(p, v) };
+        std::sync::atomic::fence(Ordering::Release);
+    }
 }
 
 /// Read-only mapping of a whole file, for offline inspection.

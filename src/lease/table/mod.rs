@@ -11,7 +11,8 @@
 //!   prefix to slot; each prefix pool has a free bitmap with a hierarchical summary. Indexes are
 //!   rebuilt from the records at open.
 //! - Lock order: key shard → pool registry (read or write) → pool bitmap → resource shard. At
-//!   most one lock of each kind is held at a time.
+//!   most one lock of each kind is held at a time, but for batches, which may hold two key
+//!   shards, lower shard first (`run_batch`).
 //! - Updates: in `Mapped` mode a record is updated in place, its new version first written to
 //!   the shard's journal slot (see `rewrite_in_place`); in group-commit mode copy-on-write (a
 //!   new record in a free slot of the same shard, indexes repointed, the old slot freed once
@@ -48,8 +49,8 @@ use self::header::HEADER_BYTES;
 use self::index::Index;
 use self::map::Region;
 use self::record::{
-    Record, Slot, StateExt, DUID_INLINE_MAX, DUID_INLINE_PREFIX, EXT_DATA, STATE_EMPTY, STATE_EXT,
-    STATE_OFFSET,
+    Record, Slot, StateExt, Words, DUID_INLINE_MAX, DUID_INLINE_PREFIX, EXT_DATA, STATE_EMPTY,
+    STATE_EXT, STATE_OFFSET,
 };
 use super::{
     AllocRequest, BindingKey, BindingState, IaType, Lease, LeaseInfo, LeaseStore, Lifetimes,
@@ -350,18 +351,24 @@ fn shard_of(low: u32, n: usize) -> usize {
     ((u64::from(low) * n as u64) >> 32) as usize
 }
 
-/// Batched calls work on chunks of this many keys: enough that most shards of a chunk hold
-/// several of its keys (one lock round trip serves them all), few enough that the records it
-/// prefetches stay in the L2 cache.
-const BATCH: usize = 256;
+/// Batched calls work on chunks of up to this many keys: enough that most shards of a chunk
+/// hold several of its keys (one lock round trip serves them all), few enough that the index
+/// buckets and records it prefetches (three cache lines a key, 192 KiB) stay in the L2 cache.
+const BATCH: usize = 1024;
 
-/// One chunk of a batched call, grouped by key shard (see [`Inner::prepare_batch`]).
+/// One chunk of a batched call, grouped by key shard (see [`Inner::prepare_batch`]). Large
+/// (28 KiB): each thread keeps one and reuses it ([`with_batch`]), so a call neither zeroes
+/// nor moves it.
 struct ShardBatch {
     /// Key hash tag of each key, by position in the chunk.
     tags: [u32; BATCH],
     /// (shard, position in the chunk) of the valid keys, by shard, in key order within one.
     order: [(u32, u32); BATCH],
     len: usize,
+    /// Scratch of the counting sort: the valid keys in key order, and where each shard's
+    /// group starts.
+    unsorted: [(u32, u32); BATCH],
+    starts: [u16; header::MAX_SHARDS as usize + 1],
 }
 
 impl ShardBatch {
@@ -371,6 +378,29 @@ impl ShardBatch {
             .chunk_by(|a, b| a.0 == b.0)
             .map(|g| (g[0].0 as usize, g))
     }
+}
+
+thread_local! {
+    static BATCH_SCRATCH: std::cell::RefCell<Option<Box<ShardBatch>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with this thread's [`ShardBatch`] (a fresh one if it is in use further up the
+/// stack).
+fn with_batch<R>(f: impl FnOnce(&mut ShardBatch) -> R) -> R {
+    fn fresh() -> Box<ShardBatch> {
+        Box::new(ShardBatch {
+            tags: [0; BATCH],
+            order: [(0, 0); BATCH],
+            len: 0,
+            unsorted: [(0, 0); BATCH],
+            starts: [0; header::MAX_SHARDS as usize + 1],
+        })
+    }
+    BATCH_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => f(slot.get_or_insert_with(fresh)),
+        Err(_) => f(&mut fresh()),
+    })
 }
 
 /// The records `lookup` and `renew` find: active, in `pool`, not expired at `now`.
@@ -659,17 +689,26 @@ impl Inner {
     /// Write a whole record into an unreferenced slot: everything but the state byte first,
     /// then the state byte, so a write cut short by `kill -9` leaves an empty slot.
     fn write_record(&self, slot: u32, bytes: &[u8; RECORD_SIZE]) {
+        self.write_record_words(slot, &record::to_words(bytes));
+    }
+
+    /// [`Inner::write_record`] of a record held as words.
+    #[inline]
+    fn write_record_words(&self, slot: u32, w: &Words) {
         let off = self.slot_offset(slot);
         debug_assert_eq!(
             self.region.read_u8(off + STATE_OFFSET),
             STATE_EMPTY,
             "slot {slot} not empty"
         );
-        self.region.write(off, &bytes[..STATE_OFFSET]);
-        self.region
-            .write(off + STATE_OFFSET + 1, &bytes[STATE_OFFSET + 1..]);
-        self.region
-            .write_u8_release(off + STATE_OFFSET, bytes[STATE_OFFSET]);
+        let rec = self.region.span(off, RECORD_SIZE);
+        for (i, w) in w.iter().enumerate().skip(1) {
+            rec.write(i * 8, &w.to_le_bytes());
+        }
+        // Word 0 with the state byte still empty, then the state byte.
+        let state = record::le_at(w, STATE_OFFSET, 1);
+        rec.write(0, &(w[0] & !(0xff << (STATE_OFFSET * 8))).to_le_bytes());
+        rec.write_u8_release(STATE_OFFSET, state as u8);
     }
 
     /// Write extension records for a long DUID; returns the inline area for the main record.
@@ -817,7 +856,7 @@ impl Inner {
         old: &Record,
         new: &Record,
     ) -> Result<(), StoreError> {
-        self.write_in_place(ks, shard, slot, &new.encode())?;
+        self.write_in_place(ks, shard, slot, &record::to_words(&new.encode()))?;
         match (old.state.is_keyed(), new.state.is_keyed()) {
             (true, false) => assert!(ks.keys.remove(ktag, slot), "key index lost a record"),
             (false, true) => {
@@ -830,15 +869,15 @@ impl Inner {
         Ok(())
     }
 
-    /// The journal protocol of [`Inner::rewrite_in_place`]: `bytes` (same identity bytes as the
-    /// record in `slot`) to the journal slot, then into `slot`, then the journal emptied.
+    /// The journal protocol of [`Inner::rewrite_in_place`]: the record `w` (same identity bytes
+    /// as the record in `slot`) to the journal slot, then into `slot`, then the journal emptied.
     #[inline]
     fn write_in_place(
         &self,
         ks: &mut KeyShard,
         shard: usize,
         slot: u32,
-        bytes: &[u8; RECORD_SIZE],
+        w: &Words,
     ) -> Result<(), StoreError> {
         let journal = match ks.journal {
             Some(j) => j,
@@ -848,23 +887,29 @@ impl Inner {
                 j
             }
         };
-        self.write_record(journal, bytes);
+        self.write_record_words(journal, w);
         let off = self.slot_offset(slot);
-        self.region.write_u8_fenced(off + STATE_OFFSET, STATE_EMPTY);
+        let rec = self.region.span(off, RECORD_SIZE);
+        rec.write_u8_fenced(STATE_OFFSET, STATE_EMPTY);
         for r in record::MUTABLE_RANGES {
-            self.region.write(off + r.start, &bytes[r]);
+            let mut at = r.start;
+            while at < r.end {
+                let n = (r.end - at).min(8);
+                let v = record::le_at(w, at, n);
+                rec.write(at, &v.to_le_bytes()[..n]);
+                at += n;
+            }
         }
         debug_assert_eq!(
             {
                 let mut b = self.region.read::<RECORD_SIZE>(off);
-                b[STATE_OFFSET] = bytes[STATE_OFFSET];
+                b[STATE_OFFSET] = record::le_at(w, STATE_OFFSET, 1) as u8;
                 b
             },
-            *bytes,
+            record::from_words(w),
             "identity bytes changed by an in-place update"
         );
-        self.region
-            .write_u8_release(off + STATE_OFFSET, bytes[STATE_OFFSET]);
+        rec.write_u8_release(STATE_OFFSET, record::le_at(w, STATE_OFFSET, 1) as u8);
         self.invalidate(journal);
         Ok(())
     }
@@ -1356,13 +1401,13 @@ impl Inner {
                     .map(|()| lease_of(&new)),
             );
         }
-        // In place, patching the record's bytes: the state stays active, so neither index nor
+        // In place, patching the record's words: the state stays active, so neither index nor
         // the counters change.
-        let (slot, raw) = if key.duid.len() <= DUID_INLINE_MAX {
+        let (slot, w) = if key.duid.len() <= DUID_INLINE_MAX {
             self.find_current_inline(ks, ktag, key, pool, now)
         } else {
             self.find_key_raw(ks, ktag, key, current_in(pool, now))
-                .map(|(slot, _, raw)| (slot, raw))
+                .map(|(slot, _, raw)| (slot, record::to_words(&raw)))
         }?;
         if let Err(e) = self.check_writable() {
             return Some(Err(e));
@@ -1370,23 +1415,20 @@ impl Inner {
         // The new version must sort after the old one (open keeps the higher sequence number
         // of a record and its journal copy).
         let seq = match seq {
-            Some(s) if s > record::raw::seq(&raw) => s,
+            Some(s) if s > record::raw::seq(&w) => s,
             _ => self.next_seq(),
         };
-        let bytes = record::renewed(&raw, lifetimes, now, seq);
-        Some(
-            self.write_in_place(ks, shard, slot, &bytes)
-                .map(|()| Lease {
-                    resource: record::raw::resource(&raw),
-                    lifetimes,
-                    cltt: now,
-                    expires_at: record::expiry(now, lifetimes.valid),
-                }),
-        )
+        let w = record::renewed(&w, lifetimes, now, seq);
+        Some(self.write_in_place(ks, shard, slot, &w).map(|()| Lease {
+            resource: record::raw::resource(&w),
+            lifetimes,
+            cltt: now,
+            expires_at: record::expiry(now, lifetimes.valid),
+        }))
     }
 
     /// [`Inner::find_key_raw`] with [`current_in`], for a DUID held inline, from the records'
-    /// bytes alone (nothing is decoded): the renew fast path.
+    /// words alone (nothing is decoded): the renew fast path.
     fn find_current_inline(
         &self,
         ks: &KeyShard,
@@ -1394,20 +1436,22 @@ impl Inner {
         key: &BindingKey<'_>,
         pool: &PoolSpec,
         now: u64,
-    ) -> Option<(u32, [u8; RECORD_SIZE])> {
-        let padded = record::raw::padded_duid(key.duid);
-        let ia = ia_code(key.ia_type);
-        let active = record::state_code(BindingState::Active);
-        let mut best: Option<(u32, [u8; RECORD_SIZE])> = None;
+    ) -> Option<(u32, Words)> {
+        let want = record::raw::InlineKey::new(
+            key.duid,
+            key.iaid,
+            ia_code(key.ia_type),
+            pool.id,
+            record::state_code(BindingState::Active),
+        );
+        let mut best: Option<(u32, Words)> = None;
         ks.keys.find(ktag, |slot| {
-            let raw = self.region.read::<RECORD_SIZE>(self.slot_offset(slot));
-            if record::raw::inline_key_matches(&raw, &padded, key.duid, key.iaid, ia)
-                && record::raw::state(&raw) == active
-                && record::raw::pool(&raw) == pool.id
-                && record::raw::expires_at(&raw) > now
-                && best.is_none_or(|(_, b)| record::raw::seq(&raw) > record::raw::seq(&b))
+            let w = self.region.read_words(self.slot_offset(slot));
+            if want.matches(|i| w[i])
+                && record::raw::expires_at(&w) > now
+                && best.is_none_or(|(_, b)| record::raw::seq(&w) > record::raw::seq(&b))
             {
-                best = Some((slot, raw));
+                best = Some((slot, w));
             }
             None::<()>
         });
@@ -1443,19 +1487,12 @@ impl Inner {
     }
 
     /// Prepare one chunk (at most [`BATCH`] keys) of a batched call: hash every key and
-    /// prefetch its index bucket (no lock), group the keys by shard, then, one lock per shard,
-    /// probe the buckets and prefetch the records they point at, so the cache misses of the
-    /// chunk overlap instead of following one another. Invalid keys are left out.
-    fn prepare_batch(&self, keys: &[BindingKey<'_>]) -> ShardBatch {
+    /// prefetch its index bucket (no lock), then group the keys by shard. Invalid keys are left
+    /// out.
+    fn prepare_batch(&self, keys: &[BindingKey<'_>], b: &mut ShardBatch) {
         assert!(keys.len() <= BATCH);
         let n = self.kshards.len();
-        let mut b = ShardBatch {
-            tags: [0; BATCH],
-            order: [(0, 0); BATCH],
-            len: 0,
-        };
-        // (shard, position in the chunk) of every valid key, in key order.
-        let mut unsorted = [(0u32, 0u32); BATCH];
+        b.len = 0;
         for (i, key) in keys.iter().enumerate() {
             if !valid_key(key) {
                 continue;
@@ -1464,22 +1501,33 @@ impl Inner {
             let shard = shard_of(low, n);
             self.kshards[shard].prefetch_bucket(tag);
             b.tags[i] = tag;
-            unsorted[b.len] = (shard as u32, i as u32);
+            b.unsorted[b.len] = (shard as u32, i as u32);
             b.len += 1;
         }
         // A stable counting sort by shard: keys of one shard keep their order.
-        let mut starts = [0u16; header::MAX_SHARDS as usize + 1];
-        for &(shard, _) in &unsorted[..b.len] {
+        let starts = &mut b.starts[..=n];
+        starts.fill(0);
+        for &(shard, _) in &b.unsorted[..b.len] {
             starts[shard as usize + 1] += 1;
         }
         for s in 1..=n {
             starts[s] += starts[s - 1];
         }
-        for &e in &unsorted[..b.len] {
+        for &e in &b.unsorted[..b.len] {
             let at = &mut starts[e.0 as usize];
             b.order[usize::from(*at)] = e;
             *at += 1;
         }
+    }
+
+    /// Run `act` on every shard group of a prepared chunk, in shard order, with one lock per
+    /// shard: under the lock of a group's shard the records of its keys are prefetched (index
+    /// probe), then the previous group, whose shard is still locked, is acted on. The cache
+    /// misses of one group so overlap the work on the one before. This is the only place that
+    /// holds two key shards at once, and it takes them in ascending order (see the lock order
+    /// in `docs/lease-table.md`).
+    fn run_batch(&self, b: &ShardBatch, mut act: impl FnMut(&mut KeyShard, usize, &[(u32, u32)])) {
+        let mut prev: Option<(MutexGuard<'_, KeyShard>, usize, &[(u32, u32)])> = None;
         for (shard, group) in b.groups() {
             let ks = lock(&self.kshards[shard]);
             for &(_, i) in group {
@@ -1488,13 +1536,20 @@ impl Inner {
                     None::<()>
                 });
             }
+            if let Some((mut pks, pshard, pgroup)) = prev.take() {
+                act(&mut pks, pshard, pgroup);
+            }
+            prev = Some((ks, shard, group));
         }
-        b
+        if let Some((mut pks, pshard, pgroup)) = prev {
+            act(&mut pks, pshard, pgroup);
+        }
     }
 
-    /// [`LeaseTable::renew_many`]: per chunk, [`Inner::prepare_batch`], then one lock per shard
-    /// to renew its keys. A chunk's sequence numbers are reserved with one atomic add. A key
-    /// listed twice is renewed twice, in order, as by `renew` one key at a time.
+    /// [`LeaseTable::renew_many`]: per chunk, [`Inner::prepare_batch`], then
+    /// [`Inner::run_batch`] renews each shard's keys. A chunk's sequence numbers are reserved
+    /// with one atomic add. A key listed twice is renewed twice, in order, as by `renew` one
+    /// key at a time.
     fn renew_many(
         &self,
         keys: &[BindingKey<'_>],
@@ -1506,30 +1561,31 @@ impl Inner {
         assert_eq!(keys.len(), out.len(), "one result per key");
         for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
             out.fill(None);
-            let b = self.prepare_batch(keys);
-            let mut seq = self.next_seq.fetch_add(b.len as u64, Ordering::Relaxed);
-            for (shard, group) in b.groups() {
-                let mut ks = lock(&self.kshards[shard]);
-                for &(_, i) in group {
-                    let i = i as usize;
-                    out[i] = self.renew_locked(
-                        &mut ks,
-                        shard,
-                        &keys[i],
-                        b.tags[i],
-                        pool,
-                        lifetimes,
-                        now,
-                        Some(seq),
-                    );
-                    seq += 1;
-                }
-            }
+            with_batch(|b| {
+                self.prepare_batch(keys, b);
+                let mut seq = self.next_seq.fetch_add(b.len as u64, Ordering::Relaxed);
+                self.run_batch(b, |ks, shard, group| {
+                    for &(_, i) in group {
+                        let i = i as usize;
+                        out[i] = self.renew_locked(
+                            ks,
+                            shard,
+                            &keys[i],
+                            b.tags[i],
+                            pool,
+                            lifetimes,
+                            now,
+                            Some(seq),
+                        );
+                        seq += 1;
+                    }
+                });
+            });
         }
     }
 
-    /// [`LeaseTable::lookup_many`]: per chunk, [`Inner::prepare_batch`], then one lock per
-    /// shard to look its keys up.
+    /// [`LeaseTable::lookup_many`]: per chunk, [`Inner::prepare_batch`], then
+    /// [`Inner::run_batch`] looks each shard's keys up.
     fn lookup_many(
         &self,
         keys: &[BindingKey<'_>],
@@ -1540,16 +1596,17 @@ impl Inner {
         assert_eq!(keys.len(), out.len(), "one result per key");
         for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
             out.fill(None);
-            let b = self.prepare_batch(keys);
-            for (shard, group) in b.groups() {
-                let ks = lock(&self.kshards[shard]);
-                for &(_, i) in group {
-                    let i = i as usize;
-                    out[i] = self
-                        .find_key(&ks, b.tags[i], &keys[i], current_in(pool, now))
-                        .map(|(_, r)| lease_of(&r));
-                }
-            }
+            with_batch(|b| {
+                self.prepare_batch(keys, b);
+                self.run_batch(b, |ks, _, group| {
+                    for &(_, i) in group {
+                        let i = i as usize;
+                        out[i] = self
+                            .find_key(ks, b.tags[i], &keys[i], current_in(pool, now))
+                            .map(|(_, r)| lease_of(&r));
+                    }
+                });
+            });
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::hash::hash_bytes;
+use super::hash::{fmix64, hash_bytes, hash_start, hash_step};
 use crate::lease::{BindingState, IaType, Lifetimes, Resource};
 
 pub const RECORD_SIZE: usize = 96;
@@ -214,24 +214,73 @@ impl Record {
     }
 }
 
-/// The encoded main record `b` renewed: new lifetimes, client last transaction time and
-/// sequence number, not yet acknowledged by the partner, resealed. Byte for byte what
-/// `Record::encode` gives for the decoded record with those fields changed, without decoding
-/// (the renew fast path).
-pub fn renewed(
-    b: &[u8; RECORD_SIZE],
-    lifetimes: Lifetimes,
-    cltt: u64,
-    seq: u64,
-) -> [u8; RECORD_SIZE] {
-    let mut n = *b;
-    n[field::PREFERRED].copy_from_slice(&lifetimes.preferred.to_le_bytes());
-    n[field::VALID].copy_from_slice(&lifetimes.valid.to_le_bytes());
-    n[field::CLTT].copy_from_slice(&cltt.to_le_bytes());
-    n[field::SEQ].copy_from_slice(&seq.to_le_bytes());
-    n[field::FLAGS] &= !FLAG_PARTNER_ACKED;
-    seal(&mut n);
+/// A record as twelve little-endian 64-bit words, at record offsets 0, 8, …, 88. The renew
+/// fast path works on words: read and written as whole words, nothing on it reloads a value
+/// from a buffer it has just stored in pieces (a store the CPU cannot forward stalls the load).
+pub const WORDS: usize = RECORD_SIZE / 8;
+pub type Words = [u64; WORDS];
+
+pub fn to_words(b: &[u8; RECORD_SIZE]) -> Words {
+    std::array::from_fn(|i| rd_u64(&b[i * 8..i * 8 + 8]))
+}
+
+pub fn from_words(w: &Words) -> [u8; RECORD_SIZE] {
+    let mut b = [0u8; RECORD_SIZE];
+    for (c, w) in b.chunks_exact_mut(8).zip(w) {
+        c.copy_from_slice(&w.to_le_bytes());
+    }
+    b
+}
+
+/// The `n` bytes (1 to 8) at record offset `at`, little-endian.
+#[inline]
+pub fn le_at(w: &Words, at: usize, n: usize) -> u64 {
+    debug_assert!((1..=8).contains(&n) && at + n <= RECORD_SIZE);
+    let (i, sh) = (at / 8, (at % 8) * 8);
+    let mut v = w[i] >> sh;
+    if sh != 0 && i + 1 < WORDS {
+        v |= w[i + 1] << (64 - sh);
+    }
+    if n < 8 {
+        v &= (1u64 << (n * 8)) - 1;
+    }
+    v
+}
+
+/// The main record `w` renewed: new lifetimes, client last transaction time and sequence
+/// number, not yet acknowledged by the partner, resealed. Word for word what `Record::encode`
+/// gives for the decoded record with those fields changed, without decoding (the renew fast
+/// path).
+#[inline]
+pub fn renewed(w: &Words, lifetimes: Lifetimes, cltt: u64, seq: u64) -> Words {
+    const LOW: u64 = 0xffff_ffff;
+    let mut n = *w;
+    // FLAGS (byte 7) of word 0; PREFERRED (20..24) and VALID (24..28); CLTT (44..52) and SEQ
+    // (60..68) each straddle two words.
+    n[0] &= !(u64::from(FLAG_PARTNER_ACKED) << 56);
+    n[2] = (n[2] & LOW) | u64::from(lifetimes.preferred) << 32;
+    n[3] = (n[3] & !LOW) | u64::from(lifetimes.valid);
+    n[5] = (n[5] & LOW) | cltt << 32;
+    n[6] = (n[6] & !LOW) | cltt >> 32;
+    n[7] = (n[7] & LOW) | seq << 32;
+    n[8] = (n[8] & !LOW) | seq >> 32;
+    n[0] = (n[0] & !LOW) | u64::from(checksum_words(&n));
     n
+}
+
+/// [`checksum`] of the record given as words, from registers: the same value.
+#[inline]
+pub fn checksum_words(w: &Words) -> u32 {
+    // The checksum hashes bytes 4..96: eleven 8-byte chunks at 4, 12, …, 84, each the high half
+    // of one word and the low half of the next, then the 4-byte tail (the high half of the
+    // last word).
+    let mut h = hash_start(CHECKSUM_SEED, RECORD_SIZE - 4);
+    for i in 0..WORDS - 1 {
+        h = hash_step(h, w[i] >> 32 | w[i + 1] << 32);
+    }
+    h = hash_step(h, w[WORDS - 1] >> 32);
+    let h = fmix64(h);
+    (h ^ (h >> 32)) as u32
 }
 
 /// An extension record: `len` DUID bytes.
@@ -245,6 +294,8 @@ pub fn encode_ext(data: &[u8]) -> [u8; RECORD_SIZE] {
     b
 }
 
+const CHECKSUM_SEED: u64 = 0x7864_6863_7036;
+
 fn seal(b: &mut [u8; RECORD_SIZE]) {
     let c = checksum(b);
     b[field::CHECKSUM].copy_from_slice(&c.to_le_bytes());
@@ -252,7 +303,7 @@ fn seal(b: &mut [u8; RECORD_SIZE]) {
 
 /// Checksum of everything after the checksum field (the state byte included).
 pub fn checksum(b: &[u8; RECORD_SIZE]) -> u32 {
-    let h = hash_bytes(0x7864_6863_7036, &b[4..]);
+    let h = hash_bytes(CHECKSUM_SEED, &b[4..]);
     (h ^ (h >> 32)) as u32
 }
 
@@ -362,64 +413,102 @@ pub fn raw_key_matches(b: &[u8; RECORD_SIZE], duid: &[u8], iaid: u32, ia_type: u
     }
 }
 
-/// Fields of an encoded main record, read where they are (the renew fast path, which neither
-/// decodes nor re-encodes a record).
+/// Fields of a main record held as [`Words`], read where they are (the renew fast path, which
+/// neither decodes nor re-encodes a record).
 pub mod raw {
-    use super::{field, rd_u32, rd_u64, RECORD_SIZE};
+    use super::{field, le_at, Words, DUID_INLINE_MAX, WORDS};
     use crate::lease::Resource;
     use std::net::Ipv6Addr;
 
-    pub fn state(b: &[u8; RECORD_SIZE]) -> u8 {
-        b[field::STATE]
+    pub fn expires_at(w: &Words) -> u64 {
+        super::expiry(
+            le_at(w, field::CLTT.start, 8),
+            le_at(w, field::VALID.start, 4) as u32,
+        )
     }
-    pub fn pool(b: &[u8; RECORD_SIZE]) -> u32 {
-        rd_u32(&b[field::POOL])
+    pub fn seq(w: &Words) -> u64 {
+        le_at(w, field::SEQ.start, 8)
     }
-    pub fn expires_at(b: &[u8; RECORD_SIZE]) -> u64 {
-        super::expiry(rd_u64(&b[field::CLTT]), rd_u32(&b[field::VALID]))
-    }
-    pub fn seq(b: &[u8; RECORD_SIZE]) -> u64 {
-        rd_u64(&b[field::SEQ])
-    }
-    pub fn resource(b: &[u8; RECORD_SIZE]) -> Resource {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&b[field::ADDR]);
+    pub fn resource(w: &Words) -> Resource {
+        let a = field::ADDR.start;
+        let addr = u128::from(le_at(w, a, 8)) | u128::from(le_at(w, a + 8, 8)) << 64;
         Resource {
-            addr: Ipv6Addr::from(a),
-            len: b[field::PREFIX_LEN],
+            addr: Ipv6Addr::from(addr.swap_bytes()),
+            len: le_at(w, field::PREFIX_LEN, 1) as u8,
         }
     }
 
-    /// The inline DUID area a record of a DUID of at most `DUID_INLINE_MAX` bytes holds: the
-    /// DUID, zero-padded.
-    pub fn padded_duid(duid: &[u8]) -> [u8; super::DUID_INLINE_MAX] {
-        let mut p = [0u8; super::DUID_INLINE_MAX];
-        p[..duid.len()].copy_from_slice(duid);
-        p
+    /// The words that decide whether a record is a given client's current binding: its state,
+    /// IA type, DUID length, IAID and pool (words 0 to 2), and its DUID (held inline, bytes
+    /// 68..96: words 8 to 11).
+    const KEY_WORDS: [usize; 7] = [0, 1, 2, 8, 9, 10, 11];
+
+    /// A binding key whose DUID is held inline, with its pool and a wanted state, as the bits
+    /// a matching record has in [`KEY_WORDS`]: a match is seven masked word comparisons.
+    /// Padding bytes after the DUID are masked out, so the comparison is exact.
+    pub struct InlineKey {
+        want: [u64; KEY_WORDS.len()],
+        mask: [u64; KEY_WORDS.len()],
     }
 
-    /// [`super::raw_key_matches`] for a DUID of at most `DUID_INLINE_MAX` bytes, given
-    /// zero-padded: one fixed-size comparison instead of a variable-length one.
+    impl InlineKey {
+        pub fn new(duid: &[u8], iaid: u32, ia_type: u8, pool: u32, state: u8) -> InlineKey {
+            assert!(duid.len() <= DUID_INLINE_MAX);
+            let mut k = InlineKey {
+                want: [0; KEY_WORDS.len()],
+                mask: [0; KEY_WORDS.len()],
+            };
+            let mut put = |at: usize, v: u64, n: usize| {
+                let (i, sh) = (at / 8, (at % 8) * 8);
+                debug_assert!(sh + n * 8 <= 64, "field straddles words");
+                let j = KEY_WORDS.iter().position(|&x| x == i).expect("a key word");
+                let m = if n == 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (n * 8)) - 1
+                };
+                k.want[j] |= (v & m) << sh;
+                k.mask[j] |= m << sh;
+            };
+            put(field::STATE, u64::from(state), 1);
+            put(field::IA_TYPE, u64::from(ia_type), 1);
+            put(field::DUID_LEN, duid.len() as u64, 1);
+            put(field::IAID.start, u64::from(iaid), 4);
+            put(field::POOL.start, u64::from(pool), 4);
+            // The DUID in the pieces the words cut it into: 4 bytes, then 8, 8, 8.
+            let mut at = 0;
+            for n in [4, 8, 8, 8] {
+                let part = &duid[at.min(duid.len())..(at + n).min(duid.len())];
+                if !part.is_empty() {
+                    put(field::DUID.start + at, le(part), part.len());
+                }
+                at += n;
+            }
+            k
+        }
+
+        /// Does the record whose word `i` is `word(i)` match?
+        #[inline]
+        pub fn matches(&self, word: impl Fn(usize) -> u64) -> bool {
+            let mut diff = 0;
+            for j in 0..KEY_WORDS.len() {
+                diff |= (word(KEY_WORDS[j]) & self.mask[j]) ^ self.want[j];
+            }
+            diff == 0
+        }
+    }
+
+    /// Up to 8 bytes, little-endian (loaded whole when they are 8 or 4: no byte loop, no copy).
     #[inline]
-    pub fn inline_key_matches(
-        b: &[u8; RECORD_SIZE],
-        padded: &[u8; super::DUID_INLINE_MAX],
-        duid: &[u8],
-        iaid: u32,
-        ia_type: u8,
-    ) -> bool {
-        debug_assert!(duid.len() <= super::DUID_INLINE_MAX);
-        if b[field::IA_TYPE] != ia_type
-            || usize::from(b[field::DUID_LEN]) != duid.len()
-            || rd_u32(&b[field::IAID]) != iaid
-        {
-            return false;
+    fn le(b: &[u8]) -> u64 {
+        match b.len() {
+            8 => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            4 => u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            _ => b.iter().rev().fold(0, |t, &x| t << 8 | u64::from(x)),
         }
-        // Records are written zero-padded, so the fixed comparison decides; the exact one
-        // covers a record whose padding is not zero.
-        b[field::DUID] == padded[..]
-            || b[field::DUID.start..field::DUID.start + duid.len()] == *duid
     }
+
+    const _: () = assert!(KEY_WORDS[KEY_WORDS.len() - 1] == WORDS - 1);
 }
 
 pub fn rd_u32(b: &[u8]) -> u32 {
@@ -497,7 +586,31 @@ mod tests {
                 partner_acked: false,
                 ..r
             };
-            assert_eq!(renewed(&r.encode(), lt, 1_800_000_000, 4242), want.encode());
+            let got = renewed(&to_words(&r.encode()), lt, 1_800_000_000, 4242);
+            assert_eq!(from_words(&got), want.encode());
+        }
+    }
+
+    #[test]
+    fn words_give_the_same_checksum_and_bytes() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            let b: [u8; RECORD_SIZE] = std::array::from_fn(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            });
+            let w = to_words(&b);
+            assert_eq!(from_words(&w), b);
+            assert_eq!(checksum_words(&w), checksum(&b));
+            for at in 0..RECORD_SIZE {
+                for n in 1..=(RECORD_SIZE - at).min(8) {
+                    let mut want = [0u8; 8];
+                    want[..n].copy_from_slice(&b[at..at + n]);
+                    assert_eq!(le_at(&w, at, n), u64::from_le_bytes(want), "{at}+{n}");
+                }
+            }
         }
     }
 

@@ -391,23 +391,19 @@ fn in_place_update_cut_at_each_step() {
             let j = inner.alloc_slot(&mut ks, shard).unwrap();
             // Step 0: the journal copy is complete.
             inner.write_record(j, &bytes);
-            let off = inner.slot_offset(slot);
+            let rec = inner.region.span(inner.slot_offset(slot), RECORD_SIZE);
             if cut >= 1 {
                 // Step 1: the slot is marked empty and partly rewritten.
-                inner
-                    .region
-                    .write_u8_fenced(off + STATE_OFFSET, STATE_EMPTY);
+                rec.write_u8_fenced(STATE_OFFSET, STATE_EMPTY);
                 let r = &record::MUTABLE_RANGES[3];
-                inner.region.write(off + r.start, &bytes[r.clone()]);
+                rec.write(r.start, &bytes[r.clone()]);
             }
             if cut >= 2 {
                 // Step 2: the slot is complete again, the journal not yet emptied.
                 for r in record::MUTABLE_RANGES {
-                    inner.region.write(off + r.start, &bytes[r]);
+                    rec.write(r.start, &bytes[r]);
                 }
-                inner
-                    .region
-                    .write_u8_release(off + STATE_OFFSET, bytes[STATE_OFFSET]);
+                rec.write_u8_release(STATE_OFFSET, bytes[STATE_OFFSET]);
             }
             if cut >= 3 {
                 inner.invalidate(j);
