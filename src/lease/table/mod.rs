@@ -380,6 +380,9 @@ impl ShardBatch {
     }
 }
 
+/// A shard group of a batch whose shard is locked: the guard, the shard, its keys.
+type HeldGroup<'a> = (MutexGuard<'a, KeyShard>, usize, &'a [(u32, u32)]);
+
 thread_local! {
     static BATCH_SCRATCH: std::cell::RefCell<Option<Box<ShardBatch>>> =
         const { std::cell::RefCell::new(None) };
@@ -1527,7 +1530,7 @@ impl Inner {
     /// holds two key shards at once, and it takes them in ascending order (see the lock order
     /// in `docs/lease-table.md`).
     fn run_batch(&self, b: &ShardBatch, mut act: impl FnMut(&mut KeyShard, usize, &[(u32, u32)])) {
-        let mut prev: Option<(MutexGuard<'_, KeyShard>, usize, &[(u32, u32)])> = None;
+        let mut prev: Option<HeldGroup<'_>> = None;
         for (shard, group) in b.groups() {
             let ks = lock(&self.kshards[shard]);
             for &(_, i) in group {

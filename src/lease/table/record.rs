@@ -454,47 +454,68 @@ pub mod raw {
     impl InlineKey {
         pub fn new(duid: &[u8], iaid: u32, ia_type: u8, pool: u32, state: u8) -> InlineKey {
             assert!(duid.len() <= DUID_INLINE_MAX);
-            let mut k = InlineKey {
-                want: [0; KEY_WORDS.len()],
-                mask: [0; KEY_WORDS.len()],
+            // The DUID's bytes `from..from + n` (fewer past its end) and their mask.
+            let part = |from: usize, n: usize| {
+                let p = &duid[from.min(duid.len())..(from + n).min(duid.len())];
+                (le(p), ones(p.len()))
             };
-            let mut put = |at: usize, v: u64, n: usize| {
-                let (i, sh) = (at / 8, (at % 8) * 8);
-                debug_assert!(sh + n * 8 <= 64, "field straddles words");
-                let j = KEY_WORDS.iter().position(|&x| x == i).expect("a key word");
-                let m = if n == 8 {
-                    u64::MAX
-                } else {
-                    (1u64 << (n * 8)) - 1
-                };
-                k.want[j] |= (v & m) << sh;
-                k.mask[j] |= m << sh;
-            };
-            put(field::STATE, u64::from(state), 1);
-            put(field::IA_TYPE, u64::from(ia_type), 1);
-            put(field::DUID_LEN, duid.len() as u64, 1);
-            put(field::IAID.start, u64::from(iaid), 4);
-            put(field::POOL.start, u64::from(pool), 4);
-            // The DUID in the pieces the words cut it into: 4 bytes, then 8, 8, 8.
-            let mut at = 0;
-            for n in [4, 8, 8, 8] {
-                let part = &duid[at.min(duid.len())..(at + n).min(duid.len())];
-                if !part.is_empty() {
-                    put(field::DUID.start + at, le(part), part.len());
-                }
-                at += n;
+            // Field offsets: state 4 and IA type 5 (word 0), DUID length 8 and IAID 12..16
+            // (word 1), pool 16..20 (word 2); the DUID from 68: 4 bytes in word 8, then 8 in
+            // each of words 9 to 11.
+            const _: () = assert!(
+                field::STATE == 4
+                    && field::IA_TYPE == 5
+                    && field::DUID_LEN == 8
+                    && field::IAID.start == 12
+                    && field::POOL.start == 16
+                    && field::DUID.start == 68
+            );
+            let (d0, m0) = part(0, 4);
+            let (d1, m1) = part(4, 8);
+            let (d2, m2) = part(12, 8);
+            let (d3, m3) = part(20, 8);
+            InlineKey {
+                want: [
+                    u64::from(state) << 32 | u64::from(ia_type) << 40,
+                    duid.len() as u64 | u64::from(iaid) << 32,
+                    u64::from(pool),
+                    d0 << 32,
+                    d1,
+                    d2,
+                    d3,
+                ],
+                mask: [
+                    0xffff << 32,
+                    0xff | ones(4) << 32,
+                    ones(4),
+                    m0 << 32,
+                    m1,
+                    m2,
+                    m3,
+                ],
             }
-            k
         }
 
         /// Does the record whose word `i` is `word(i)` match?
         #[inline]
         pub fn matches(&self, word: impl Fn(usize) -> u64) -> bool {
-            let mut diff = 0;
-            for j in 0..KEY_WORDS.len() {
-                diff |= (word(KEY_WORDS[j]) & self.mask[j]) ^ self.want[j];
-            }
-            diff == 0
+            KEY_WORDS
+                .iter()
+                .zip(self.want.iter().zip(&self.mask))
+                .fold(0, |diff, (&i, (&want, &mask))| {
+                    diff | ((word(i) & mask) ^ want)
+                })
+                == 0
+        }
+    }
+
+    /// A mask of the low `n` bytes (`n` ≤ 8).
+    #[inline]
+    fn ones(n: usize) -> u64 {
+        if n >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (n * 8)) - 1
         }
     }
 
@@ -543,6 +564,43 @@ mod tests {
             alloc_server: 1,
             duid_len: duid.len() as u8,
             duid_inline: Record::inline_duid(duid, [3, u32::MAX]),
+        }
+    }
+
+    #[test]
+    fn inline_key_matches_exactly_its_own_records() {
+        let duid: Vec<u8> = (1..=DUID_INLINE_MAX as u8)
+            .map(|b| b.wrapping_mul(41))
+            .collect();
+        for len in 1..=DUID_INLINE_MAX {
+            let d = &duid[..len];
+            let r = sample(d);
+            let key =
+                |d: &[u8], iaid, ia, pool, state| raw::InlineKey::new(d, iaid, ia, pool, state);
+            let active = state_code(BindingState::Active);
+            let w = to_words(&r.encode());
+            assert!(key(d, r.iaid, 1, 9, active).matches(|i| w[i]), "len {len}");
+            // Any one field different: no match.
+            assert!(!key(d, r.iaid ^ 1, 1, 9, active).matches(|i| w[i]));
+            assert!(!key(d, r.iaid, 0, 9, active).matches(|i| w[i]));
+            assert!(!key(d, r.iaid, 1, 8, active).matches(|i| w[i]));
+            assert!(!key(d, r.iaid, 1, 9, state_code(BindingState::Released)).matches(|i| w[i]));
+            assert!(!key(&d[..len - 1], r.iaid, 1, 9, active).matches(|i| w[i]));
+            for j in 0..len {
+                let mut other = d.to_vec();
+                other[j] ^= 0x80;
+                assert!(
+                    !key(&other, r.iaid, 1, 9, active).matches(|i| w[i]),
+                    "byte {j}"
+                );
+            }
+            // Bytes after the DUID are not part of it (a record whose padding is not zero).
+            if len < DUID_INLINE_MAX {
+                let mut b = r.encode();
+                b[field::DUID.start + len] = 0xff;
+                let w = to_words(&b);
+                assert!(key(d, r.iaid, 1, 9, active).matches(|i| w[i]));
+            }
         }
     }
 
