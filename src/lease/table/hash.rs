@@ -28,15 +28,30 @@ pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        // The tail zero-padded to eight bytes, little-endian (a byte loop: a variable-length
-        // copy into a padded buffer would be a call to memcpy on the hot path).
-        let tail = rest
-            .iter()
-            .rev()
-            .fold(0u64, |t, &b| (t << 8) | u64::from(b));
-        h = hash_step(h, tail);
+        // The tail zero-padded to eight bytes, little-endian.
+        h = hash_step(h, le_bytes(bytes, bytes.len() - rest.len(), bytes.len()));
     }
     fmix64(h)
+}
+
+/// `bytes[from..to]` (at most 8 bytes) as a little-endian number, zero-padded. One load where
+/// it can: when the range ends 8 or more bytes into `bytes`, the 8 bytes ending at `to`,
+/// shifted (no byte loop, and no copy into a padded buffer, which would be a call to memcpy).
+#[inline]
+pub fn le_bytes(bytes: &[u8], from: usize, to: usize) -> u64 {
+    let n = to - from;
+    debug_assert!(n <= 8 && to <= bytes.len());
+    if n == 0 {
+        0
+    } else if to >= 8 {
+        let w = &bytes[to - 8..to];
+        u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) >> (64 - 8 * n)
+    } else {
+        bytes[from..to]
+            .iter()
+            .rev()
+            .fold(0u64, |t, &b| (t << 8) | u64::from(b))
+    }
 }
 
 /// The state [`hash_bytes`] starts from for `len` bytes (then one [`hash_step`] per 8-byte
@@ -112,6 +127,17 @@ mod tests {
                 h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
             }
             assert_eq!(hash_bytes(7, b), fmix64(h), "length {len}");
+        }
+        for to in 0..=bytes.len() {
+            for from in to.saturating_sub(8)..=to {
+                let mut w = [0u8; 8];
+                w[..to - from].copy_from_slice(&bytes[from..to]);
+                assert_eq!(
+                    le_bytes(&bytes, from, to),
+                    u64::from_le_bytes(w),
+                    "{from}..{to}"
+                );
+            }
         }
         assert_eq!(
             key_hash(b"\x00\x01\x00\x01abcdefghij", 1, 0),

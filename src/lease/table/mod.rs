@@ -365,20 +365,17 @@ struct ShardBatch {
     /// (shard, position in the chunk) of the valid keys, by shard, in key order within one.
     order: [(u32, u32); BATCH],
     len: usize,
+    /// By position: the only slot the key's shard index held under its tag when
+    /// [`Inner::run_batch`] probed it, or [`NO_SLOT`] (none, or several).
+    only: [u32; BATCH],
     /// Scratch of the counting sort: the valid keys in key order, and where each shard's
     /// group starts.
     unsorted: [(u32, u32); BATCH],
     starts: [u16; header::MAX_SHARDS as usize + 1],
 }
 
-impl ShardBatch {
-    /// Each shard the chunk touches, with its keys.
-    fn groups(&self) -> impl Iterator<Item = (usize, &[(u32, u32)])> {
-        self.order[..self.len]
-            .chunk_by(|a, b| a.0 == b.0)
-            .map(|g| (g[0].0 as usize, g))
-    }
-}
+/// No slot (see [`ShardBatch::only`]).
+const NO_SLOT: u32 = u32::MAX;
 
 /// A shard group of a batch whose shard is locked: the guard, the shard, its keys.
 type HeldGroup<'a> = (MutexGuard<'a, KeyShard>, usize, &'a [(u32, u32)]);
@@ -396,6 +393,7 @@ fn with_batch<R>(f: impl FnOnce(&mut ShardBatch) -> R) -> R {
             tags: [0; BATCH],
             order: [(0, 0); BATCH],
             len: 0,
+            only: [NO_SLOT; BATCH],
             unsorted: [(0, 0); BATCH],
             starts: [0; header::MAX_SHARDS as usize + 1],
         })
@@ -1374,7 +1372,8 @@ impl Inner {
 
     /// Lookup-and-renew under one lock and one index probe (see [`LeaseStore::renew`]), the
     /// shard already locked. `seq` is a sequence number reserved for this update, used if it
-    /// is newer than the record's.
+    /// is newer than the record's. `only`, when known, is the only slot the shard's index holds
+    /// under `ktag` (the in-place path then needs no probe).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn renew_locked(
@@ -1387,6 +1386,7 @@ impl Inner {
         lifetimes: Lifetimes,
         now: u64,
         seq: Option<u64>,
+        only: Option<u32>,
     ) -> Option<Result<Lease, StoreError>> {
         if self.durable.group.is_some() {
             // Copy-on-write (see `rewrite`).
@@ -1407,7 +1407,7 @@ impl Inner {
         // In place, patching the record's words: the state stays active, so neither index nor
         // the counters change.
         let (slot, w) = if key.duid.len() <= DUID_INLINE_MAX {
-            self.find_current_inline(ks, ktag, key, pool, now)
+            self.find_current_inline(ks, ktag, key, pool, now, only)
         } else {
             self.find_key_raw(ks, ktag, key, current_in(pool, now))
                 .map(|(slot, _, raw)| (slot, record::to_words(&raw)))
@@ -1431,7 +1431,8 @@ impl Inner {
     }
 
     /// [`Inner::find_key_raw`] with [`current_in`], for a DUID held inline, from the records'
-    /// words alone (nothing is decoded): the renew fast path.
+    /// words alone (nothing is decoded): the renew fast path. `only`: the only slot under
+    /// `ktag`, when the caller knows it (no index probe).
     fn find_current_inline(
         &self,
         ks: &KeyShard,
@@ -1439,6 +1440,7 @@ impl Inner {
         key: &BindingKey<'_>,
         pool: &PoolSpec,
         now: u64,
+        only: Option<u32>,
     ) -> Option<(u32, Words)> {
         let want = record::raw::InlineKey::new(
             key.duid,
@@ -1447,14 +1449,19 @@ impl Inner {
             pool.id,
             record::state_code(BindingState::Active),
         );
+        let current = |slot: u32| {
+            let w = self.region.read_words(self.slot_offset(slot));
+            (want.matches(|i| w[i]) && record::raw::expires_at(&w) > now).then_some((slot, w))
+        };
+        if let Some(slot) = only {
+            return current(slot);
+        }
         let mut best: Option<(u32, Words)> = None;
         ks.keys.find(ktag, |slot| {
-            let w = self.region.read_words(self.slot_offset(slot));
-            if want.matches(|i| w[i])
-                && record::raw::expires_at(&w) > now
-                && best.is_none_or(|(_, b)| record::raw::seq(&w) > record::raw::seq(&b))
-            {
-                best = Some((slot, w));
+            if let Some((slot, w)) = current(slot) {
+                if best.is_none_or(|(_, b)| record::raw::seq(&w) > record::raw::seq(&b)) {
+                    best = Some((slot, w));
+                }
             }
             None::<()>
         });
@@ -1472,7 +1479,7 @@ impl Inner {
         let (ktag, low) = split(h);
         let shard = shard_of(low, self.kshards.len());
         let mut ks = lock(&self.kshards[shard]);
-        self.renew_locked(&mut ks, shard, key, ktag, pool, lifetimes, now, None)
+        self.renew_locked(&mut ks, shard, key, ktag, pool, lifetimes, now, None, None)
     }
 
     fn renew(
@@ -1523,29 +1530,56 @@ impl Inner {
         }
     }
 
-    /// Run `act` on every shard group of a prepared chunk, in shard order, with one lock per
-    /// shard: under the lock of a group's shard the records of its keys are prefetched (index
-    /// probe), then the previous group, whose shard is still locked, is acted on. The cache
-    /// misses of one group so overlap the work on the one before. This is the only place that
-    /// holds two key shards at once, and it takes them in ascending order (see the lock order
-    /// in `docs/lease-table.md`).
-    fn run_batch(&self, b: &ShardBatch, mut act: impl FnMut(&mut KeyShard, usize, &[(u32, u32)])) {
+    /// Run `act(shard, position, tag, only)` on every key of a prepared chunk, in shard order
+    /// and key order within a shard, with one lock per shard: under the lock of a group's
+    /// shard its keys are probed and their records prefetched, then the previous group, whose
+    /// shard is still locked, is acted on. The cache misses of one group so overlap the work
+    /// on the one before. `only` is the key's [`ShardBatch::only`]: the probe and `act` run
+    /// under one lock hold, so it stays true for as long as `act` itself changes no key index.
+    /// This is the only place that holds two key shards at once, and it takes them in
+    /// ascending order (see the lock order in `docs/lease-table.md`).
+    fn run_batch(
+        &self,
+        b: &mut ShardBatch,
+        mut act: impl FnMut(&mut KeyShard, usize, usize, u32, Option<u32>),
+    ) {
+        let (order, tags, only) = (&b.order[..b.len], &b.tags, &mut b.only);
+        let mut run = |held: HeldGroup<'_>, only: &[u32; BATCH]| {
+            let (mut ks, shard, group) = held;
+            for &(_, i) in group {
+                let i = i as usize;
+                act(
+                    &mut ks,
+                    shard,
+                    i,
+                    tags[i],
+                    Some(only[i]).filter(|&s| s != NO_SLOT),
+                );
+            }
+        };
         let mut prev: Option<HeldGroup<'_>> = None;
-        for (shard, group) in b.groups() {
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let shard = group[0].0 as usize;
             let ks = lock(&self.kshards[shard]);
             for &(_, i) in group {
-                ks.keys.find(b.tags[i as usize], |slot| {
+                let i = i as usize;
+                let mut found = 0;
+                let mut slot0 = NO_SLOT;
+                ks.keys.find(tags[i], |slot| {
                     self.region.prefetch(self.slot_offset(slot), RECORD_SIZE);
+                    found += 1;
+                    slot0 = slot;
                     None::<()>
                 });
+                only[i] = if found == 1 { slot0 } else { NO_SLOT };
             }
-            if let Some((mut pks, pshard, pgroup)) = prev.take() {
-                act(&mut pks, pshard, pgroup);
+            if let Some(held) = prev.take() {
+                run(held, only);
             }
             prev = Some((ks, shard, group));
         }
-        if let Some((mut pks, pshard, pgroup)) = prev {
-            act(&mut pks, pshard, pgroup);
+        if let Some(held) = prev {
+            run(held, only);
         }
     }
 
@@ -1567,21 +1601,19 @@ impl Inner {
             with_batch(|b| {
                 self.prepare_batch(keys, b);
                 let mut seq = self.next_seq.fetch_add(b.len as u64, Ordering::Relaxed);
-                self.run_batch(b, |ks, shard, group| {
-                    for &(_, i) in group {
-                        let i = i as usize;
-                        out[i] = self.renew_locked(
-                            ks,
-                            shard,
-                            &keys[i],
-                            b.tags[i],
-                            pool,
-                            lifetimes,
-                            now,
-                            Some(seq),
-                        );
-                        seq += 1;
-                    }
+                self.run_batch(b, |ks, shard, i, tag, only| {
+                    out[i] = self.renew_locked(
+                        ks,
+                        shard,
+                        &keys[i],
+                        tag,
+                        pool,
+                        lifetimes,
+                        now,
+                        Some(seq),
+                        only,
+                    );
+                    seq += 1;
                 });
             });
         }
@@ -1601,13 +1633,10 @@ impl Inner {
             out.fill(None);
             with_batch(|b| {
                 self.prepare_batch(keys, b);
-                self.run_batch(b, |ks, _, group| {
-                    for &(_, i) in group {
-                        let i = i as usize;
-                        out[i] = self
-                            .find_key(ks, b.tags[i], &keys[i], current_in(pool, now))
-                            .map(|(_, r)| lease_of(&r));
-                    }
+                self.run_batch(b, |ks, _, i, tag, _| {
+                    out[i] = self
+                        .find_key(ks, tag, &keys[i], current_in(pool, now))
+                        .map(|(_, r)| lease_of(&r));
                 });
             });
         }

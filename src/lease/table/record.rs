@@ -417,6 +417,7 @@ pub fn raw_key_matches(b: &[u8; RECORD_SIZE], duid: &[u8], iaid: u32, ia_type: u
 /// neither decodes nor re-encodes a record).
 pub mod raw {
     use super::{field, le_at, Words, DUID_INLINE_MAX, WORDS};
+    use crate::lease::table::hash::le_bytes;
     use crate::lease::Resource;
     use std::net::Ipv6Addr;
 
@@ -456,8 +457,8 @@ pub mod raw {
             assert!(duid.len() <= DUID_INLINE_MAX);
             // The DUID's bytes `from..from + n` (fewer past its end) and their mask.
             let part = |from: usize, n: usize| {
-                let p = &duid[from.min(duid.len())..(from + n).min(duid.len())];
-                (le(p), ones(p.len()))
+                let (from, to) = (from.min(duid.len()), (from + n).min(duid.len()));
+                (le_bytes(duid, from, to), ones(to - from))
             };
             // Field offsets: state 4 and IA type 5 (word 0), DUID length 8 and IAID 12..16
             // (word 1), pool 16..20 (word 2); the DUID from 68: 4 bytes in word 8, then 8 in
@@ -516,16 +517,6 @@ pub mod raw {
             u64::MAX
         } else {
             (1u64 << (n * 8)) - 1
-        }
-    }
-
-    /// Up to 8 bytes, little-endian (loaded whole when they are 8 or 4: no byte loop, no copy).
-    #[inline]
-    fn le(b: &[u8]) -> u64 {
-        match b.len() {
-            8 => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            4 => u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            _ => b.iter().rev().fold(0, |t, &x| t << 8 | u64::from(x)),
         }
     }
 
