@@ -21,6 +21,8 @@ use super::ownership::{Claim, Ownership};
 use super::{Scenario, Transport};
 
 /// Most distinct server DUIDs a worker remembers (clients store a `u8` index).
+/// Receive passes per loop turn at most (each up to one transport batch).
+const RX_PASSES: usize = 16;
 const MAX_SERVERS: usize = 16;
 /// Busy clients skipped while looking for one to start an exchange, before giving up a tick.
 const PICK_SCAN: usize = 64;
@@ -336,7 +338,18 @@ impl Worker {
                 }
             }
 
-            let mut activity = self.receive(t, ctx, now, Duration::ZERO);
+            // Drain what has arrived, several batches if need be: the kernel may deliver a whole
+            // kick's worth of replies while one batch is handled, and replies left waiting in
+            // the RX ring add to their latency and, once it is full, are dropped.
+            let mut activity = 0;
+            for pass in 0..RX_PASSES {
+                let at = if pass == 0 { now } else { clock.now_us() };
+                let n = self.receive(t, ctx, at, Duration::ZERO);
+                activity += n;
+                if n == 0 {
+                    break;
+                }
+            }
             activity += self.send_followups(t, ctx, now);
 
             if sending {
