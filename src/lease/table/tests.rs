@@ -432,3 +432,56 @@ fn in_place_update_cut_at_each_step() {
         assert_eq!(t.lookup(&key, &na, 6001).unwrap().cltt, 6000);
     }
 }
+
+/// Two DUIDs (of the same length) whose binding keys share a hash tag: a birthday search.
+fn tag_twins() -> (Vec<u8>, Vec<u8>) {
+    let mut seen = HashMap::new();
+    for i in 0u64.. {
+        let d: Vec<u8> = [&[0u8, 3, 0, 1][..], &i.to_be_bytes()].concat();
+        let (tag, _) = split(hash::key_hash(&d, 1, 0));
+        if let Some(other) = seen.insert(tag, d.clone()) {
+            return (other, d);
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn batched_renewal_with_colliding_tags() {
+    // One shard: both keys' index entries share a tag and a bucket chain. A batch learns a
+    // key's only index entry from its probe; when that entry is another client's record, the
+    // key has no binding, and when two entries share the tag the key is found by probing.
+    let (x, y) = tag_twins();
+    let p = tmp_path("tag-twins.leases");
+    let t = LeaseTable::open(TableConfig {
+        shards: 1,
+        ..small_cfg(p)
+    })
+    .unwrap();
+    let pool = na_pool();
+    fn key(d: &[u8]) -> BindingKey<'_> {
+        BindingKey {
+            duid: d,
+            iaid: 1,
+            ia_type: IaType::Na,
+        }
+    }
+    let lx = t.allocate(&req(&x, 1, &pool, 10), true).unwrap();
+    let mut out = vec![None; 3];
+    t.renew_many(&[key(&y), key(&x), key(&y)], &pool, LT, 20, &mut out);
+    assert!(out[0].is_none() && out[2].is_none(), "{out:?}");
+    assert_eq!(out[1].clone().unwrap().unwrap().resource, lx.resource);
+    let ly = t.allocate(&req(&y, 1, &pool, 30), true).unwrap();
+    assert_ne!(lx.resource, ly.resource);
+    let mut out = vec![None; 2];
+    t.renew_many(&[key(&y), key(&x)], &pool, LT, 40, &mut out);
+    let got: Vec<Resource> = out
+        .iter()
+        .map(|o| o.clone().unwrap().unwrap().resource)
+        .collect();
+    assert_eq!(got, [ly.resource, lx.resource]);
+    let mut out = vec![None; 2];
+    t.lookup_many(&[key(&x), key(&y)], &pool, 50, &mut out);
+    assert_eq!(out[0].unwrap().cltt, 40);
+    assert_eq!(out[1].unwrap().resource, ly.resource);
+}
