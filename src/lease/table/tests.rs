@@ -470,15 +470,12 @@ fn batched_renewal_with_colliding_tags() {
     let mut out = vec![None; 3];
     t.renew_many(&[key(&y), key(&x), key(&y)], &pool, LT, 20, &mut out);
     assert!(out[0].is_none() && out[2].is_none(), "{out:?}");
-    assert_eq!(out[1].clone().unwrap().unwrap().resource, lx.resource);
+    assert_eq!(out[1].unwrap().unwrap().resource, lx.resource);
     let ly = t.allocate(&req(&y, 1, &pool, 30), true).unwrap();
     assert_ne!(lx.resource, ly.resource);
     let mut out = vec![None; 2];
     t.renew_many(&[key(&y), key(&x)], &pool, LT, 40, &mut out);
-    let got: Vec<Resource> = out
-        .iter()
-        .map(|o| o.clone().unwrap().unwrap().resource)
-        .collect();
+    let got: Vec<Resource> = out.iter().map(|o| o.unwrap().unwrap().resource).collect();
     assert_eq!(got, [ly.resource, lx.resource]);
     let mut out = vec![None; 2];
     t.lookup_many(&[key(&x), key(&y)], &pool, 50, &mut out);
