@@ -94,6 +94,14 @@ impl Index {
     /// Every slot filed under `tag`, in probe order, until `f` returns `Some`.
     #[inline]
     pub fn find<T>(&self, tag: u32, mut f: impl FnMut(u32) -> Option<T>) -> Option<T> {
+        self.probe(tag, |_, e| f(e as u32))
+    }
+
+    /// Walk the entries that may carry `tag`, from its home bucket to the end of the cluster
+    /// or the first entry whose home lies after it (clusters are sorted by home bucket), and
+    /// call `f(bucket, entry)` on those that carry it until `f` returns `Some`.
+    #[inline]
+    fn probe<T>(&self, tag: u32, mut f: impl FnMut(usize, u64) -> Option<T>) -> Option<T> {
         let mut i = self.home(tag);
         let mut d = 0;
         loop {
@@ -102,7 +110,7 @@ impl Index {
                 return None;
             }
             if (e >> 32) as u32 == tag {
-                if let Some(t) = f(e as u32) {
+                if let Some(t) = f(i, e) {
                     return Some(t);
                 }
             } else if self.displacement(e, i) < d {
@@ -170,19 +178,7 @@ impl Index {
     }
 
     fn position(&self, e: u64) -> Option<usize> {
-        let mut i = self.home((e >> 32) as u32);
-        let mut d = 0;
-        loop {
-            let cur = self.entries[i];
-            if cur == EMPTY || self.displacement(cur, i) < d {
-                return None;
-            }
-            if cur == e {
-                return Some(i);
-            }
-            i = self.next(i);
-            d += 1;
-        }
+        self.probe((e >> 32) as u32, |i, cur| (cur == e).then_some(i))
     }
 
     /// Point the entry (`tag`, `old`) at `new`. Returns false if there is no such entry.

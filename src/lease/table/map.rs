@@ -163,16 +163,10 @@ impl Region {
             return;
         }
         // A record straddles two cache lines more often than not: fetch each line it touches.
-        let last = off + len - 1;
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch has no architectural effect (it cannot fault, even on an unmapped
-        // address); both addresses are inside the live mapping anyway (checked above).
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(self.base.add(off) as *const i8);
-            if last / 64 != off / 64 {
-                _mm_prefetch::<_MM_HINT_T0>(self.base.add(last) as *const i8);
-            }
+        let (first, last) = (self.base as usize + off, self.base as usize + off + len - 1);
+        prefetch_addr(first);
+        if last / 64 != first / 64 {
+            prefetch_addr(last);
         }
     }
 
@@ -185,8 +179,8 @@ impl Region {
     }
 }
 
-/// Prefetch the cache line at address `addr` (index buckets in batched lookups). The address
-/// may be stale or unmapped: a prefetch never faults. No effect on other architectures.
+/// Prefetch the cache line at address `addr` (index buckets and records in batched calls). The
+/// address may be stale or unmapped: a prefetch never faults. No effect on other architectures.
 #[inline]
 pub fn prefetch_addr(addr: usize) {
     #[cfg(target_arch = "x86_64")]

@@ -351,6 +351,13 @@ fn shard_of(low: u32, n: usize) -> usize {
     ((u64::from(low) * n as u64) >> 32) as usize
 }
 
+/// The key index tag of a binding key, and its shard out of `n` key shards.
+#[inline]
+fn key_slot(key: &BindingKey<'_>, n: usize) -> (u32, usize) {
+    let (tag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
+    (tag, shard_of(low, n))
+}
+
 /// Batched calls work on chunks of up to this many keys: enough that most shards of a chunk
 /// hold several of its keys (one lock round trip serves them all), few enough that the index
 /// buckets and records it prefetches (three cache lines a key, 192 KiB) stay in the L2 cache.
@@ -587,6 +594,11 @@ impl Inner {
                 len,
             },
         )
+    }
+
+    /// The key index tag of a binding key, and its key shard.
+    fn kshard(&self, key: &BindingKey<'_>) -> (u32, usize) {
+        key_slot(key, self.kshards.len())
     }
 
     fn rshard(&self, res: Resource) -> (u32, usize) {
@@ -1067,19 +1079,14 @@ impl Inner {
     fn allocate(&self, req: &AllocRequest<'_>, commit: bool) -> Result<Lease, StoreError> {
         let key = &req.key;
         let pool = req.pool;
-        if key.duid.is_empty()
-            || key.duid.len() > DUID_MAX
-            || key.ia_type != pool.ia_type
-            || pool.count == 0
-        {
+        if !valid_key(key) || key.ia_type != pool.ia_type || pool.count == 0 {
             debug_assert!(false, "invalid allocation request");
             return Err(StoreError::Unavailable);
         }
         if commit {
             self.check_writable()?;
         }
-        let (ktag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
-        let shard = shard_of(low, self.kshards.len());
+        let (ktag, shard) = self.kshard(key);
         let mut ks = lock(&self.kshards[shard]);
         let ks = &mut *ks;
 
@@ -1256,16 +1263,12 @@ impl Inner {
         lifetimes: Lifetimes,
         now: u64,
     ) -> Result<Lease, StoreError> {
-        if key.duid.is_empty()
-            || key.duid.len() > DUID_MAX
-            || (key.ia_type == IaType::Na) != (resource.len == 128)
-        {
+        if !valid_key(key) || (key.ia_type == IaType::Na) != (resource.len == 128) {
             debug_assert!(false, "invalid bind request");
             return Err(StoreError::Unavailable);
         }
         self.check_writable()?;
-        let (ktag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
-        let shard = shard_of(low, self.kshards.len());
+        let (ktag, shard) = self.kshard(key);
         let mut ks = lock(&self.kshards[shard]);
         let ks = &mut *ks;
         if let Some((slot, old)) = self.find_key(ks, ktag, key, |r| r.resource == resource) {
@@ -1320,12 +1323,11 @@ impl Inner {
         to: BindingState,
         quarantine_secs: u32,
     ) -> Result<(), StoreError> {
-        if key.duid.is_empty() || key.duid.len() > DUID_MAX {
+        if !valid_key(key) {
             return Err(StoreError::NoBinding);
         }
         self.check_writable()?;
-        let (ktag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
-        let shard = shard_of(low, self.kshards.len());
+        let (ktag, shard) = self.kshard(key);
         let mut ks = lock(&self.kshards[shard]);
         let ks = &mut *ks;
         // RFC 8415 §18.3.7/§18.3.8: only a binding the client holds can be released or declined.
@@ -1349,22 +1351,10 @@ impl Inner {
     }
 
     fn lookup(&self, key: &BindingKey<'_>, pool: &PoolSpec, now: u64) -> Option<Lease> {
-        if key.duid.is_empty() || key.duid.len() > DUID_MAX {
+        if !valid_key(key) {
             return None;
         }
-        let h = hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type));
-        self.lookup_hashed(key, h, pool, now)
-    }
-
-    fn lookup_hashed(
-        &self,
-        key: &BindingKey<'_>,
-        h: u64,
-        pool: &PoolSpec,
-        now: u64,
-    ) -> Option<Lease> {
-        let (ktag, low) = split(h);
-        let shard = shard_of(low, self.kshards.len());
+        let (ktag, shard) = self.kshard(key);
         let ks = lock(&self.kshards[shard]);
         self.find_key(&ks, ktag, key, current_in(pool, now))
             .map(|(_, r)| lease_of(&r))
@@ -1468,20 +1458,6 @@ impl Inner {
         best
     }
 
-    fn renew_hashed(
-        &self,
-        key: &BindingKey<'_>,
-        h: u64,
-        pool: &PoolSpec,
-        lifetimes: Lifetimes,
-        now: u64,
-    ) -> Option<Result<Lease, StoreError>> {
-        let (ktag, low) = split(h);
-        let shard = shard_of(low, self.kshards.len());
-        let mut ks = lock(&self.kshards[shard]);
-        self.renew_locked(&mut ks, shard, key, ktag, pool, lifetimes, now, None, None)
-    }
-
     fn renew(
         &self,
         key: &BindingKey<'_>,
@@ -1492,8 +1468,9 @@ impl Inner {
         if !valid_key(key) {
             return None;
         }
-        let h = hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type));
-        self.renew_hashed(key, h, pool, lifetimes, now)
+        let (ktag, shard) = self.kshard(key);
+        let mut ks = lock(&self.kshards[shard]);
+        self.renew_locked(&mut ks, shard, key, ktag, pool, lifetimes, now, None, None)
     }
 
     /// Prepare one chunk (at most [`BATCH`] keys) of a batched call: hash every key and
@@ -1507,8 +1484,7 @@ impl Inner {
             if !valid_key(key) {
                 continue;
             }
-            let (tag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
-            let shard = shard_of(low, n);
+            let (tag, shard) = key_slot(key, n);
             self.kshards[shard].prefetch_bucket(tag);
             b.tags[i] = tag;
             b.unsorted[b.len] = (shard as u32, i as u32);
@@ -1650,8 +1626,7 @@ impl Inner {
         partner_expires: u64,
     ) -> Result<bool, StoreError> {
         self.check_writable()?;
-        let (ktag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
-        let shard = shard_of(low, self.kshards.len());
+        let (ktag, shard) = self.kshard(key);
         let mut ks = lock(&self.kshards[shard]);
         let ks = &mut *ks;
         let Some((slot, old)) =
@@ -1669,11 +1644,11 @@ impl Inner {
     }
 
     fn entry(&self, key: &BindingKey<'_>, resource: Resource) -> Option<LeaseEntry> {
-        if key.duid.is_empty() || key.duid.len() > DUID_MAX {
+        if !valid_key(key) {
             return None;
         }
-        let (ktag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
-        let ks = lock(&self.kshards[shard_of(low, self.kshards.len())]);
+        let (ktag, shard) = self.kshard(key);
+        let ks = lock(&self.kshards[shard]);
         self.find_key(&ks, ktag, key, |r| r.resource == resource)
             .map(|(_, r)| LeaseEntry {
                 duid: key.duid.to_vec(),

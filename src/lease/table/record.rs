@@ -241,10 +241,17 @@ pub fn le_at(w: &Words, at: usize, n: usize) -> u64 {
     if sh != 0 && i + 1 < WORDS {
         v |= w[i + 1] << (64 - sh);
     }
-    if n < 8 {
-        v &= (1u64 << (n * 8)) - 1;
+    v & ones(n)
+}
+
+/// A mask of the low `n` bytes (`n` ≤ 8).
+#[inline]
+pub fn ones(n: usize) -> u64 {
+    if n >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (n * 8)) - 1
     }
-    v
 }
 
 /// The main record `w` renewed: new lifetimes, client last transaction time and sequence
@@ -416,7 +423,7 @@ pub fn raw_key_matches(b: &[u8; RECORD_SIZE], duid: &[u8], iaid: u32, ia_type: u
 /// Fields of a main record held as [`Words`], read where they are (the renew fast path, which
 /// neither decodes nor re-encodes a record).
 pub mod raw {
-    use super::{field, le_at, Words, DUID_INLINE_MAX, WORDS};
+    use super::{field, le_at, ones, Words, DUID_INLINE_MAX, WORDS};
     use crate::lease::table::hash::le_bytes;
     use crate::lease::Resource;
     use std::net::Ipv6Addr;
@@ -507,16 +514,6 @@ pub mod raw {
                     diff | ((word(i) & mask) ^ want)
                 })
                 == 0
-        }
-    }
-
-    /// A mask of the low `n` bytes (`n` ≤ 8).
-    #[inline]
-    fn ones(n: usize) -> u64 {
-        if n >= 8 {
-            u64::MAX
-        } else {
-            (1u64 << (n * 8)) - 1
         }
     }
 
