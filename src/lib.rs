@@ -7,12 +7,14 @@
 //! - [`config`]: TOML configuration, parsed then validated into typed config.
 //! - [`io`]: the backends that move packets (UDP sockets, AF_XDP) and drive the core.
 //! - [`cli`]: the command-line front end.
+//! - [`cpu`]: CPU hints (prefetch) shared by the data paths.
 //! - [`loadgen`]: the DHCPv6 load generator (`xdhcp6 bench`).
 #![deny(unsafe_code)]
 
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod cpu;
 pub mod daemon;
 pub mod io;
 pub mod lease;

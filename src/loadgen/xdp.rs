@@ -452,6 +452,7 @@ impl XdpTransport {
         let n = self.xsk.receive(&mut self.rx[..self.batch]);
         let mut delivered = 0;
         for i in 0..n {
+            self.xsk.prefetch_ahead(&self.rx[..n], i);
             let d = self.rx[i];
             self.recycle[i] = d.addr;
             let Some(buf) = self.xsk.frame_mut(&d) else {

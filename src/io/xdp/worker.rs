@@ -323,7 +323,8 @@ fn drive<H: Handler>(
     stats.rx.add(n as u64);
     let mut n_tx = 0;
     let mut n_recycle = 0;
-    for d in &sc.descs[..n] {
+    for (i, d) in sc.descs[..n].iter().enumerate() {
+        s.xsk.prefetch_ahead(&sc.descs[..n], i);
         let result = match s.xsk.frame_mut(d) {
             None => Err(Drop_::Io(IoDrop::BadFrame)),
             Some(buf) => match handler {

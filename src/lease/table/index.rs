@@ -35,11 +35,11 @@ fn home(tag: u32, capacity: usize) -> usize {
 #[inline]
 pub fn prefetch_bucket((base, capacity): (usize, usize), tag: u32) {
     let addr = base.wrapping_add(home(tag, capacity).wrapping_mul(8));
-    super::map::prefetch_addr(addr);
+    crate::cpu::prefetch(addr);
     // A probe reads a few buckets on from home: from the second half of a cache line it
     // usually runs into the next line.
     if addr % 64 >= 32 {
-        super::map::prefetch_addr(addr.wrapping_add(32));
+        crate::cpu::prefetch(addr.wrapping_add(32));
     }
 }
 

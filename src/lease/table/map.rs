@@ -164,9 +164,9 @@ impl Region {
         }
         // A record straddles two cache lines more often than not: fetch each line it touches.
         let (first, last) = (self.base as usize + off, self.base as usize + off + len - 1);
-        prefetch_addr(first);
+        crate::cpu::prefetch(first);
         if last / 64 != first / 64 {
-            prefetch_addr(last);
+            crate::cpu::prefetch(last);
         }
     }
 
@@ -177,21 +177,6 @@ impl Region {
         // SAFETY: in bounds (checked above); owned by the caller per the module contract.
         unsafe { std::ptr::read_volatile(self.base.add(off)) }
     }
-}
-
-/// Prefetch the cache line at address `addr` (index buckets and records in batched calls). The
-/// address may be stale or unmapped: a prefetch never faults. No effect on other architectures.
-#[inline]
-pub fn prefetch_addr(addr: usize) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch has no architectural effect and cannot fault, whatever the address;
-    // nothing is read through the pointer.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(std::ptr::without_provenance::<i8>(addr));
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = addr;
 }
 
 /// A checked range of the mapping (see [`Region::span`]); writes at offsets inside it. The
