@@ -78,13 +78,19 @@ impl MmapArea {
         unsafe {
             libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
         }
-        // Fault everything in now (as MAP_POPULATE did): a first touch in the data path would
+        // Fault everything in now: a first touch in the data path would
         // cost a page fault, and the kernel pins the pages at registration anyway.
         // SAFETY: as above.
         let populated =
             unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) };
         if populated != 0 {
-            // Kernels before 5.14: touch one byte per page.
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINVAL) {
+                // Out of memory (ENOMEM) or the like: a clear error now (`area` unmaps on
+                // drop), not an OOM kill at the first touch in the data path.
+                return Err(err);
+            }
+            // Kernels before 5.14 do not know the advice: touch one byte per page.
             let mut at = 0;
             while at < len {
                 // SAFETY: inside the owned range, which no one else references yet.
