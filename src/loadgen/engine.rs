@@ -21,9 +21,9 @@ use super::ownership::{Claim, Ownership};
 use super::{Scenario, Transport};
 
 /// Most distinct server DUIDs a worker remembers (clients store a `u8` index).
+const MAX_SERVERS: usize = 16;
 /// Receive passes per loop turn at most (each up to one transport batch).
 const RX_PASSES: usize = 16;
-const MAX_SERVERS: usize = 16;
 /// Busy clients skipped while looking for one to start an exchange, before giving up a tick.
 const PICK_SCAN: usize = 64;
 /// Latency histogram range: 1 µs to 100 s, 3 significant digits.

@@ -60,7 +60,8 @@ impl MmapArea {
         }
         let raw = raw as usize;
         let start = raw.next_multiple_of(HUGE_PAGE);
-        let (head, tail) = (start - raw, padded - (start - raw) - len);
+        let head = start - raw;
+        let tail = padded - head - len;
         // SAFETY: both ranges lie inside the mapping just made and nothing refers to them: they
         // are the padding around the aligned `len` bytes kept.
         unsafe {

@@ -28,15 +28,15 @@ use super::sys::{self, MmapArea};
 /// Two passes are always enough: after the first, the cached view is empty by construction.
 const SHORT_VIEW_PASSES: usize = 2;
 
-/// Bytes of a received frame [`Xsk::prefetch`] fetches: Ethernet, IPv6 and UDP headers (62
+/// Bytes of a received frame [`Xsk::prefetch_ahead`] fetches: Ethernet, IPv6 and UDP headers (62
 /// bytes untagged) and the first 130 bytes of the DHCPv6 message, where a client's
 /// transaction ID, Client Identifier and first IA usually sit.
-pub const PREFETCH_BYTES: usize = 192;
+const PREFETCH_BYTES: usize = 192;
 
 /// How many frames of a received batch [`Xsk::prefetch_ahead`] keeps in flight ahead of the
 /// one being handled. The kernel copies frames into the UMEM on the sender's CPU, so a frame's
 /// first read misses in this CPU's caches; handling four frames takes longer than one miss.
-pub const PREFETCH_AHEAD: usize = 4;
+const PREFETCH_AHEAD: usize = 4;
 
 /// The frames of a batch of `n` to prefetch before handling frame `i`: the window
 /// `0..PREFETCH_AHEAD` first, then the one frame entering it. Over a pass every frame is

@@ -163,7 +163,8 @@ impl Region {
             return;
         }
         // A record straddles two cache lines more often than not: fetch each line it touches.
-        let (first, last) = (self.base as usize + off, self.base as usize + off + len - 1);
+        let first = self.base as usize + off;
+        let last = first + len - 1;
         crate::cpu::prefetch(first);
         if last / 64 != first / 64 {
             crate::cpu::prefetch(last);

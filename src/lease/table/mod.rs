@@ -1713,33 +1713,37 @@ impl Inner {
         let mut empty_shards = 0;
         while st.examined < budget && empty_shards < nshards {
             let shard = self.reclaim_shard.fetch_add(1, Ordering::Relaxed) % nshards;
-            {
-                let mut ks = lock(&self.kshards[shard]);
-                let ks = &mut *ks;
-                self.release_deferred(ks);
-                let total = ks.fresh;
-                if total == 0 || ks.records == 0 {
-                    empty_shards += 1;
-                    continue;
-                }
+            if self.reclaim_hold(shard, budget, now, &mut st) {
                 empty_shards = 0;
-                for _ in 0..RECLAIM_SLOTS_PER_LOCK.min((budget - st.examined) as usize) {
-                    if ks.reclaim_pos >= total {
-                        ks.reclaim_pos = 0;
-                    }
-                    let pos = ks.reclaim_pos;
-                    ks.reclaim_pos += 1;
-                    let slot = self.local_slot(shard, pos);
-                    st.examined += 1;
-                    self.reclaim_slot(ks, shard, slot, now, &mut st);
-                    if st.examined >= budget {
-                        break;
-                    }
-                }
+                std::thread::yield_now();
+            } else {
+                empty_shards += 1;
             }
-            std::thread::yield_now();
         }
         st
+    }
+
+    /// One lock hold of [`Inner::reclaim`]: up to [`RECLAIM_SLOTS_PER_LOCK`] slots of `shard`
+    /// from where its last hold stopped, within `budget`. False if the shard holds no record.
+    fn reclaim_hold(&self, shard: usize, budget: u64, now: u64, st: &mut ReclaimStats) -> bool {
+        let mut ks = lock(&self.kshards[shard]);
+        let ks = &mut *ks;
+        self.release_deferred(ks);
+        let total = ks.fresh;
+        if total == 0 || ks.records == 0 {
+            return false;
+        }
+        for _ in 0..RECLAIM_SLOTS_PER_LOCK.min((budget - st.examined) as usize) {
+            if ks.reclaim_pos >= total {
+                ks.reclaim_pos = 0;
+            }
+            let pos = ks.reclaim_pos;
+            ks.reclaim_pos += 1;
+            let slot = self.local_slot(shard, pos);
+            st.examined += 1;
+            self.reclaim_slot(ks, shard, slot, now, st);
+        }
+        true
     }
 
     fn reclaim_slot(
