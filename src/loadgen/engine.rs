@@ -342,9 +342,8 @@ impl Worker {
             // kick's worth of replies while one batch is handled, and replies left waiting in
             // the RX ring add to their latency and, once it is full, are dropped.
             let mut activity = 0;
-            for pass in 0..RX_PASSES {
-                let at = if pass == 0 { now } else { clock.now_us() };
-                let n = self.receive(t, ctx, at, Duration::ZERO);
+            for _ in 0..RX_PASSES {
+                let n = self.receive(t, ctx, clock, Duration::ZERO);
                 activity += n;
                 if n == 0 {
                     break;
@@ -393,8 +392,7 @@ impl Worker {
                 };
                 let wait = Duration::from_micros(next_due_us.clamp(0, 1_000));
                 if !wait.is_zero() {
-                    let now = clock.now_us();
-                    self.receive(t, ctx, now, wait);
+                    self.receive(t, ctx, clock, wait);
                 }
             }
         }
@@ -564,8 +562,19 @@ impl Worker {
         n
     }
 
-    fn receive(&mut self, t: &mut dyn Transport, ctx: &Ctx, now: u64, wait: Duration) -> usize {
+    /// Take in what has arrived, waiting up to `wait` for it. The replies of one call share
+    /// one timestamp, read when the first is handed over: after the wait, never before it (a
+    /// stamp taken before sleeping would shorten each latency by the time slept).
+    fn receive(
+        &mut self,
+        t: &mut dyn Transport,
+        ctx: &Ctx,
+        clock: &Clock,
+        wait: Duration,
+    ) -> usize {
+        let mut stamp = None;
         let r = t.recv(wait, &mut |payload| {
+            let now = *stamp.get_or_insert_with(|| clock.now_us());
             self.stats.rx_packets += 1;
             self.on_reply(ctx, payload, now);
         });
@@ -813,32 +822,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_kick_worth_of_replies_is_drained_before_more_is_sent() {
-        // Flat out: every turn starts 64 exchanges and sends the Requests of the Advertises it
-        // took in, so a kick brings back up to twice a batch. A turn that took in only one batch
-        // fell behind by a batch a turn until the ring overflowed and replies were lost.
-        const CLIENTS: usize = 4096;
-        let pool: NaPool = "2001:db8:1::/64".parse().unwrap();
-        let mut t = Burst {
-            responder: Responder::new(ResponderArgs {
-                listen: "[::1]:547".parse().unwrap(),
-                pools: vec![pool],
-                pd_pools: vec![],
-                fault: Fault::None,
-                max_clients: CLIENTS * 2,
-                duration: 60.0,
-                xdp_iface: None,
-                cpu: None,
-                xdp_reflect: false,
-            }),
-            slot: vec![0; 1500],
-            queued: Vec::new(),
-            ring: VecDeque::new(),
-            cap: 512,
-            ring_full: 0,
-        };
-        let ctx = Ctx {
+    fn responder(pool: NaPool, max_clients: usize) -> Responder {
+        Responder::new(ResponderArgs {
+            listen: "[::1]:547".parse().unwrap(),
+            pools: vec![pool],
+            pd_pools: vec![],
+            fault: Fault::None,
+            max_clients,
+            duration: 60.0,
+            xdp_iface: None,
+            cpu: None,
+            xdp_reflect: false,
+        })
+    }
+
+    fn ctx(pool: NaPool, clients: usize) -> Ctx {
+        Ctx {
             wire: Wire {
                 seed: 7,
                 ia_na: true,
@@ -850,10 +849,28 @@ mod tests {
             },
             timeout_us: 5_000_000,
             retries: 0,
-            max_inflight: CLIENTS,
-            na_owners: Ownership::with_capacity(CLIENTS * 2),
+            max_inflight: clients,
+            na_owners: Ownership::with_capacity(clients * 2),
             pd_owners: Ownership::with_capacity(16),
+        }
+    }
+
+    #[test]
+    fn a_kick_worth_of_replies_is_drained_before_more_is_sent() {
+        // Flat out: every turn starts 64 exchanges and sends the Requests of the Advertises it
+        // took in, so a kick brings back up to twice a batch. A turn that took in only one batch
+        // fell behind by a batch a turn until the ring overflowed and replies were lost.
+        const CLIENTS: usize = 4096;
+        let pool: NaPool = "2001:db8:1::/64".parse().unwrap();
+        let mut t = Burst {
+            responder: responder(pool, CLIENTS * 2),
+            slot: vec![0; 1500],
+            queued: Vec::new(),
+            ring: VecDeque::new(),
+            cap: 512,
+            ring_full: 0,
         };
+        let ctx = ctx(pool, CLIENTS);
         let plan = Plan {
             scenario: Scenario::FourMessage,
             rate: 1e9,
@@ -866,5 +883,89 @@ mod tests {
         assert_eq!(t.ring_full, 0, "replies lost on a full RX ring");
         assert_eq!(s.completed_total(), CLIENTS as u64);
         assert_eq!((s.drops, s.invalid_total()), (0, 0));
+    }
+
+    /// A server that answers each message `delay` after it was sent; `recv` sleeps (up to its
+    /// wait) until the next reply is due, like `poll()` does.
+    struct Slow {
+        responder: Responder,
+        delay: Duration,
+        slot: Vec<u8>,
+        due: VecDeque<(std::time::Instant, Vec<u8>)>,
+    }
+
+    impl Transport for Slow {
+        fn tx_slot(&mut self) -> Option<&mut [u8]> {
+            Some(&mut self.slot[..])
+        }
+        fn tx_commit(&mut self, len: usize) {
+            let mut out = [0u8; 1500];
+            let req = self.slot[..len].to_vec();
+            if let Some(n) = self.responder.answer(&req, &mut out) {
+                let at = std::time::Instant::now() + self.delay;
+                self.due.push_back((at, out[..n].to_vec()));
+            }
+        }
+        fn flush(&mut self) -> u64 {
+            0
+        }
+        fn recv(&mut self, wait: Duration, f: &mut dyn FnMut(&[u8])) -> std::io::Result<usize> {
+            if let Some(&(at, _)) = self.due.front() {
+                let now = std::time::Instant::now();
+                if at > now && !wait.is_zero() {
+                    std::thread::sleep((at - now).min(wait));
+                }
+            } else {
+                std::thread::sleep(wait);
+            }
+            let mut n = 0;
+            while self
+                .due
+                .front()
+                .is_some_and(|(at, _)| *at <= std::time::Instant::now())
+            {
+                let (_, r) = self.due.pop_front().expect("checked");
+                f(&r);
+                n += 1;
+            }
+            Ok(n)
+        }
+        fn tx_errors(&self) -> (u64, Option<String>) {
+            (0, None)
+        }
+    }
+
+    #[test]
+    fn a_reply_taken_in_after_a_wait_is_timed_when_it_arrives() {
+        // Replies come 3 ms after each message, so every one is taken in by a receive that
+        // slept for it (the engine waits at most 1 ms at a time). Each exchange is two round
+        // trips: no latency can be under 6 ms. A timestamp read before the sleep made them
+        // shorter by the time slept.
+        const CLIENTS: usize = 20;
+        let delay = Duration::from_millis(3);
+        let pool: NaPool = "2001:db8:1::/64".parse().unwrap();
+        let mut t = Slow {
+            responder: responder(pool, CLIENTS * 2),
+            delay,
+            slot: vec![0; 1500],
+            due: VecDeque::new(),
+        };
+        let ctx = ctx(pool, CLIENTS);
+        let plan = Plan {
+            scenario: Scenario::FourMessage,
+            rate: 400.0,
+            duration_us: 10_000_000,
+            max_exchanges: CLIENTS as u64,
+            one_pass: true,
+        };
+        let mut w = Worker::new(0, CLIENTS);
+        let s = w.run_phase(&mut t, &ctx, &plan, &Clock::new(), &AtomicBool::new(false));
+        assert_eq!(s.completed_total(), CLIENTS as u64);
+        let floor = 2 * delay.as_micros() as u64;
+        assert!(
+            s.latency_us.min() >= floor,
+            "shortest exchange {} µs, but each takes at least {floor} µs",
+            s.latency_us.min()
+        );
     }
 }
