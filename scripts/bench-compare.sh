@@ -17,7 +17,10 @@
 #   LEVELS (sweep rates, default: derived from Kea's maximum), REFLECTOR_CORES (2) and
 #   REFLECTOR_CPUS (0,1): generator workers and CPUs against the in-kernel reflector, which needs
 #   no CPU of its own (perfdhcp gets the same CPUs there), XDP_RX_RING (8192: the XDP
-#   backend's RX and fill rings) and XDP_FRAMES (16384: its UMEM frames), CARGO_TARGET_DIR, OUT.
+#   backend's RX and fill rings) and XDP_FRAMES (16384: its UMEM frames), XDP_IDLE_SPIN
+#   (10000: µs an idle XDP worker spins before it sleeps; the server's CPU is its own here),
+#   GEN_BUSY_WAIT (1: xdhcp6-bench --busy-wait, so the generator's own wake-up stays out of
+#   every server's latency; 0: it sleeps in poll()), CARGO_TARGET_DIR, OUT.
 # Traffic never leaves the two namespaces this script creates.
 set -euo pipefail
 
@@ -43,6 +46,10 @@ REFLECTOR_CORES=${REFLECTOR_CORES:-2}
 REFLECTOR_CPUS=${REFLECTOR_CPUS:-0,1}
 XDP_RX_RING=${XDP_RX_RING:-8192}
 XDP_FRAMES=${XDP_FRAMES:-16384}
+XDP_IDLE_SPIN=${XDP_IDLE_SPIN:-10000}
+GEN_BUSY_WAIT=${GEN_BUSY_WAIT:-1}
+GEN_WAIT=()
+[[ $GEN_BUSY_WAIT == 1 ]] && GEN_WAIT=(--busy-wait)
 BUILD=1
 
 while [[ $# -gt 0 ]]; do
@@ -241,6 +248,7 @@ TOML
 frame_count = $XDP_FRAMES
 fill_ring = $XDP_RX_RING
 rx_ring = $XDP_RX_RING
+idle_spin_usecs = $XDP_IDLE_SPIN
 TOML
   fi
   : >"$dir/server.log"
@@ -286,7 +294,7 @@ measure_gen() {
   local out=$OUT/raw/$target-xdhcp6-bench.json
   [[ $what == sweep ]] && out=$OUT/raw/$target-xdhcp6-bench-sweep.json
   timeout 900 ip netns exec $NS_C "$BIN/xdhcp6-bench" -i $DEV_C "${GEN_POOLS[@]}" \
-    --transport "$GEN_TRANSPORT" --cores "$GEN_CORES" --cpus "$GEN_CPU" \
+    --transport "$GEN_TRANSPORT" --cores "$GEN_CORES" --cpus "$GEN_CPU" "${GEN_WAIT[@]}" \
     --scenario sarr --clients "$CLIENTS" --seed "$SEED" "${mode[@]}" \
     --max-loss "$MAX_LOSS" --trial-secs "$TRIAL_SECS" --timeout-ms 1000 \
     --json --quiet >"$out" 2>"$WORK/$target-gen-$what.err" || {
@@ -414,7 +422,7 @@ measure_cpu() {
   SEED=$((SEED + 1))
   grep -E '^cpu[0-9]' /proc/stat >"$WORK/stat.before"
   timeout 300 ip netns exec $NS_C "$BIN/xdhcp6-bench" -i $DEV_C "${GEN_POOLS[@]}" \
-    --transport "$GEN_TRANSPORT" --cores "$GEN_CORES" --cpus "$GEN_CPU" \
+    --transport "$GEN_TRANSPORT" --cores "$GEN_CORES" --cpus "$GEN_CPU" "${GEN_WAIT[@]}" \
     --scenario sarr --clients "$CLIENTS" --seed "$SEED" --rate "$rate" \
     --duration "$TRIAL_SECS" --timeout-ms 1000 --json --quiet >"$WORK/cpu-trial.json" \
     2>"$WORK/$target-cpu.err" || { rm -f "$out"; return 0; }
@@ -491,5 +499,6 @@ python3 "$ROOT/scripts/bench-render.py" --raw "$OUT/raw" --skipped "$OUT/skipped
   --trial-secs "$TRIAL_SECS" --clients "$CLIENTS" --max-loss "$MAX_LOSS" \
   --server-cpu "$SERVER_CPU" --gen-cpu "$BASE_GEN_CPU" --gen-cores "$BASE_GEN_CORES" \
   --gen-transport "$GEN_TRANSPORT" --queues "$QUEUES" \
-  --reflector-cores "$REFLECTOR_CORES" --reflector-cpus "$REFLECTOR_CPUS"
+  --reflector-cores "$REFLECTOR_CORES" --reflector-cpus "$REFLECTOR_CPUS" \
+  --gen-busy-wait "$GEN_BUSY_WAIT" --xdp-idle-spin "$XDP_IDLE_SPIN"
 log "wrote docs/benchmarks.md (## Comparison with Kea) and docs/bench-compare.svg"

@@ -192,6 +192,15 @@ def svg(gen, sweep, path):
     open(path, "w").write("\n".join(o) + "\n")
 
 
+def busy_wait_text(args):
+    gen = ("xdhcp6-bench busy-waits (`--busy-wait`): it polls its rings instead of sleeping, so its "
+           "own wake-up is in no server's latency" if args.gen_busy_wait == "1" else
+           "xdhcp6-bench sleeps in `poll()` between replies, so its own wake-up is in every server's latency")
+    return (f"{gen}. An idle XDP backend worker spins {int(args.xdp_idle_spin):,} µs on its rings before it "
+            f"sleeps (`xdp.idle_spin_usecs`, the setting for a core of its own); Kea and the socket backend "
+            f"sleep in the kernel as they always do.")
+
+
 def main():
     a = argparse.ArgumentParser()
     for k in ("raw", "skipped", "doc", "svg"):
@@ -199,7 +208,8 @@ def main():
     for k in ("trial-secs", "clients", "max-loss", "server-cpu", "gen-cpu"):
         a.add_argument("--" + k, required=True)
     for k, d in (("gen-cores", "1"), ("gen-transport", "xdp"), ("queues", "1"),
-                 ("reflector-cores", "1"), ("reflector-cpus", "0")):
+                 ("reflector-cores", "1"), ("reflector-cpus", "0"), ("gen-busy-wait", "0"),
+                 ("xdp-idle-spin", "50")):
         a.add_argument("--" + k, default=d)
     args = a.parse_args()
     gen, perf, sweep = load(args.raw)
@@ -260,6 +270,7 @@ socket per queue, copy mode on veth). Load: direct clients (multicast Solicit fr
 {args.max_loss} % (dropped + invalid exchanges). xdhcp6-bench searches the rate with `--find-max`; perfdhcp
 climbs a doubling ladder (`-r`) until its loss passes the threshold or it cannot reach the rate, then
 bisects between its last passing and first failing rate.
+{busy_wait_text(args)}
 Latency is per exchange (Solicit sent to Reply received) at the best passing rate. The reference
 responder (`xdhcp6-bench respond --xdp-iface`, one AF_XDP worker, a hash map of leases) is no DHCP
 server: it shows what each generator can drive. The in-kernel reflector (`xdhcp6-bench respond

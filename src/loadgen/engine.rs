@@ -235,6 +235,8 @@ pub struct Ctx {
     pub timeout_us: u64,
     pub retries: u8,
     pub max_inflight: usize,
+    /// Poll the transport without waiting instead of sleeping in it (`--busy-wait`).
+    pub busy_wait: bool,
     pub na_owners: Ownership,
     pub pd_owners: Ownership,
 }
@@ -390,9 +392,15 @@ impl Worker {
                 } else {
                     1_000
                 };
-                let wait = Duration::from_micros(next_due_us.clamp(0, 1_000));
-                if !wait.is_zero() {
-                    self.receive(t, ctx, clock, wait);
+                let wait_us = next_due_us.clamp(0, 1_000);
+                if ctx.busy_wait {
+                    let until = clock.now_us() + wait_us;
+                    while self.receive(t, ctx, clock, Duration::ZERO) == 0 && clock.now_us() < until
+                    {
+                        std::hint::spin_loop();
+                    }
+                } else if wait_us > 0 {
+                    self.receive(t, ctx, clock, Duration::from_micros(wait_us));
                 }
             }
         }
@@ -850,6 +858,7 @@ mod tests {
             timeout_us: 5_000_000,
             retries: 0,
             max_inflight: clients,
+            busy_wait: false,
             na_owners: Ownership::with_capacity(clients * 2),
             pd_owners: Ownership::with_capacity(16),
         }
@@ -892,6 +901,8 @@ mod tests {
         delay: Duration,
         slot: Vec<u8>,
         due: VecDeque<(std::time::Instant, Vec<u8>)>,
+        /// Calls that were allowed to sleep.
+        waits: usize,
     }
 
     impl Transport for Slow {
@@ -910,6 +921,7 @@ mod tests {
             0
         }
         fn recv(&mut self, wait: Duration, f: &mut dyn FnMut(&[u8])) -> std::io::Result<usize> {
+            self.waits += usize::from(!wait.is_zero());
             if let Some(&(at, _)) = self.due.front() {
                 let now = std::time::Instant::now();
                 if at > now && !wait.is_zero() {
@@ -935,22 +947,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_reply_taken_in_after_a_wait_is_timed_when_it_arrives() {
-        // Replies come 3 ms after each message, so every one is taken in by a receive that
-        // slept for it (the engine waits at most 1 ms at a time). Each exchange is two round
-        // trips: no latency can be under 6 ms. A timestamp read before the sleep made them
-        // shorter by the time slept.
+    /// Twenty exchanges at 400/s against a server answering 3 ms late. Each exchange is two
+    /// round trips: none can take under 6 ms.
+    fn run_slow(busy_wait: bool) -> (Stats, Slow) {
         const CLIENTS: usize = 20;
-        let delay = Duration::from_millis(3);
         let pool: NaPool = "2001:db8:1::/64".parse().unwrap();
         let mut t = Slow {
             responder: responder(pool, CLIENTS * 2),
-            delay,
+            delay: Duration::from_millis(3),
             slot: vec![0; 1500],
             due: VecDeque::new(),
+            waits: 0,
         };
-        let ctx = ctx(pool, CLIENTS);
+        let ctx = Ctx {
+            busy_wait,
+            ..ctx(pool, CLIENTS)
+        };
         let plan = Plan {
             scenario: Scenario::FourMessage,
             rate: 400.0,
@@ -961,11 +973,28 @@ mod tests {
         let mut w = Worker::new(0, CLIENTS);
         let s = w.run_phase(&mut t, &ctx, &plan, &Clock::new(), &AtomicBool::new(false));
         assert_eq!(s.completed_total(), CLIENTS as u64);
-        let floor = 2 * delay.as_micros() as u64;
+        assert_eq!((s.drops, s.invalid_total()), (0, 0));
+        (s, t)
+    }
+
+    #[test]
+    fn a_reply_taken_in_after_a_wait_is_timed_when_it_arrives() {
+        // Every reply is taken in by a receive that slept for it (the engine waits at most
+        // 1 ms at a time). A timestamp read before the sleep made latencies shorter by the
+        // time slept.
+        let (s, t) = run_slow(false);
+        assert!(t.waits > 0, "the engine never slept in the transport");
         assert!(
-            s.latency_us.min() >= floor,
-            "shortest exchange {} µs, but each takes at least {floor} µs",
+            s.latency_us.min() >= 6_000,
+            "shortest exchange {} µs, but each takes at least 6000 µs",
             s.latency_us.min()
         );
+    }
+
+    #[test]
+    fn busy_wait_polls_the_transport_without_sleeping_in_it() {
+        let (s, t) = run_slow(true);
+        assert_eq!(t.waits, 0, "a busy-waiting engine slept in the transport");
+        assert!(s.latency_us.min() >= 6_000, "{} µs", s.latency_us.min());
     }
 }
