@@ -50,7 +50,7 @@ use self::index::Index;
 use self::map::Region;
 use self::record::{
     Record, Slot, StateExt, Words, DUID_INLINE_MAX, DUID_INLINE_PREFIX, EXT_DATA, STATE_EMPTY,
-    STATE_EXT, STATE_OFFSET,
+    STATE_OFFSET,
 };
 use super::{
     AllocRequest, BindingKey, BindingState, IaType, Lease, LeaseInfo, LeaseStore, Lifetimes,
@@ -1754,8 +1754,11 @@ impl Inner {
         now: u64,
         st: &mut ReclaimStats,
     ) {
-        let state = self.region.read_u8(self.slot_offset(slot) + STATE_OFFSET);
-        if state == STATE_EMPTY || state == STATE_EXT {
+        let hold = u64::from(self.hold_secs);
+        // Most records are not due: tell from the raw words, before a decode, a checksum and
+        // an index probe. A record whose words lie (torn, corrupt) fails the decode below.
+        let w = self.region.read_words(self.slot_offset(slot));
+        if record::raw::reclaim_due(&w, hold).is_none_or(|due| due > now) {
             return;
         }
         let Ok(Slot::Main(r)) = self.read_slot(slot) else {
@@ -1764,7 +1767,6 @@ impl Inner {
         if !self.is_indexed(&r, slot) {
             return; // a superseded copy waiting for group commit
         }
-        let hold = u64::from(self.hold_secs);
         match r.state {
             BindingState::Active if r.expires_at() <= now => {
                 let mut new = Record {

@@ -437,6 +437,27 @@ pub mod raw {
     pub fn seq(w: &Words) -> u64 {
         le_at(w, field::SEQ.start, 8)
     }
+    pub fn state(w: &Words) -> u8 {
+        le_at(w, field::STATE, 1) as u8
+    }
+
+    /// When background reclaim next has work on this record: an active or abandoned binding at
+    /// its expiry, an expired one `hold` seconds after it, a released one `hold` seconds after
+    /// its last transaction; `None` for the other states. Read from the words alone (nothing
+    /// decoded or verified), so the reclaim scan can pass over the records not yet due.
+    pub fn reclaim_due(w: &Words, hold: u64) -> Option<u64> {
+        use super::{state_code, BindingState as S};
+        let st = state(w);
+        if st == state_code(S::Active) || st == state_code(S::Abandoned) {
+            Some(expires_at(w))
+        } else if st == state_code(S::Expired) {
+            Some(expires_at(w).saturating_add(hold))
+        } else if st == state_code(S::Released) {
+            Some(le_at(w, field::CLTT.start, 8).saturating_add(hold))
+        } else {
+            None
+        }
+    }
     pub fn resource(w: &Words) -> Resource {
         let a = field::ADDR.start;
         let addr = u128::from(le_at(w, a, 8)) | u128::from(le_at(w, a + 8, 8)) << 64;
@@ -635,6 +656,33 @@ mod tests {
             let got = renewed(&to_words(&r.encode()), lt, 1_800_000_000, 4242);
             assert_eq!(from_words(&got), want.encode());
         }
+    }
+
+    #[test]
+    fn reclaim_due_reads_each_state_s_deadline_from_the_words() {
+        let hold = 3600;
+        for valid in [200, u32::MAX] {
+            let r = Record {
+                lifetimes: Lifetimes {
+                    preferred: 100,
+                    valid,
+                },
+                ..sample(b"\x00\x03\x00\x01abcdef")
+            };
+            let exp = r.expires_at();
+            for (state, want) in [
+                (BindingState::Active, Some(exp)),
+                (BindingState::Abandoned, Some(exp)),
+                (BindingState::Expired, Some(exp.saturating_add(hold))),
+                (BindingState::Released, Some(r.cltt + hold)),
+                (BindingState::Free, None),
+                (BindingState::FreeBackup, None),
+            ] {
+                let w = to_words(&Record { state, ..r }.encode());
+                assert_eq!(raw::reclaim_due(&w, hold), want, "{state:?}, valid {valid}");
+            }
+        }
+        assert_eq!(raw::reclaim_due(&[0; WORDS], hold), None, "an empty slot");
     }
 
     #[test]
