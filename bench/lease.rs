@@ -281,10 +281,14 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
     });
     // Background reclaim: one pass over a table where no binding is due (the steady state of
     // a server whose clients renew), the cost the housekeeping thread pays per slot.
-    timed_n(&format!("N={n}: reclaim pass, nothing due (slots)"), n, || {
-        let r = t.reclaim(1_000_002, n);
-        assert_eq!((r.examined, r.expired + r.freed), (n, 0));
-    });
+    timed_n(
+        &format!("N={n}: reclaim pass, nothing due (slots)"),
+        n,
+        || {
+            let r = t.reclaim(1_000_002, n);
+            assert_eq!((r.examined, r.expired + r.freed), (n, 0));
+        },
+    );
 
     let st = t.stats();
     let rss = rss_bytes().saturating_sub(rss0);

@@ -19,8 +19,9 @@
 #   no CPU of its own (perfdhcp gets the same CPUs there), XDP_RX_RING (8192: the XDP
 #   backend's RX and fill rings) and XDP_FRAMES (16384: its UMEM frames), XDP_IDLE_SPIN
 #   (10000: µs an idle XDP worker spins before it sleeps; the server's CPU is its own here),
-#   GEN_BUSY_WAIT (1: xdhcp6-bench --busy-wait, so the generator's own wake-up stays out of
-#   every server's latency; 0: it sleeps in poll()), CARGO_TARGET_DIR, OUT.
+#   GEN_BUSY_WAIT (0; 1: xdhcp6-bench --busy-wait. Not the default: on veth the generator's
+#   CPU also runs the kernel's softirq work for its packets, which a spinning generator
+#   delays by milliseconds), CARGO_TARGET_DIR, OUT.
 # Traffic never leaves the two namespaces this script creates.
 set -euo pipefail
 
@@ -47,7 +48,7 @@ REFLECTOR_CPUS=${REFLECTOR_CPUS:-0,1}
 XDP_RX_RING=${XDP_RX_RING:-8192}
 XDP_FRAMES=${XDP_FRAMES:-16384}
 XDP_IDLE_SPIN=${XDP_IDLE_SPIN:-10000}
-GEN_BUSY_WAIT=${GEN_BUSY_WAIT:-1}
+GEN_BUSY_WAIT=${GEN_BUSY_WAIT:-0}
 GEN_WAIT=()
 [[ $GEN_BUSY_WAIT == 1 ]] && GEN_WAIT=(--busy-wait)
 BUILD=1

@@ -248,7 +248,9 @@ pub struct Args {
     pub batch: usize,
     /// Spin on the receive path instead of sleeping while waiting for replies or for the next
     /// send. Each worker then keeps its core busy, and its own wake-up (tens to hundreds of
-    /// µs on a VM) stays out of the latency it measures.
+    /// µs on a VM) stays out of the latency it measures. Only for cores that carry no kernel
+    /// work of their own traffic: on veth (copy mode) the sender's CPU runs the softirqs, and
+    /// a worker that never sleeps delays them by milliseconds.
     #[arg(long)]
     pub busy_wait: bool,
     /// Print the report as JSON.
