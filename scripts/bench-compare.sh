@@ -19,9 +19,11 @@
 #   no CPU of its own (perfdhcp gets the same CPUs there), XDP_RX_RING (8192: the XDP
 #   backend's RX and fill rings) and XDP_FRAMES (16384: its UMEM frames), XDP_IDLE_SPIN
 #   (10000: µs an idle XDP worker spins before it sleeps; the server's CPU is its own here),
-#   GEN_BUSY_WAIT (0; 1: xdhcp6-bench --busy-wait. Not the default: on veth the generator's
-#   CPU also runs the kernel's softirq work for its packets, which a spinning generator
-#   delays by milliseconds), CARGO_TARGET_DIR, OUT.
+#   KEA_MT (true: Kea's multi-threading; false: single-threaded), KEA_THREADS (2: its thread
+#   pool), KEA_QUEUE (2048: its packet queue), the best of each in A/B runs (docs/benchmarks.md),
+#   GEN_BUSY_WAIT (0; 1: xdhcp6-bench --busy-wait. Not the default: on veth the generator's CPU
+#   also runs the softirq work of its own packets, which a spinning generator delays by
+#   milliseconds), CARGO_TARGET_DIR, OUT.
 # Traffic never leaves the two namespaces this script creates.
 set -euo pipefail
 
@@ -192,8 +194,8 @@ start_kea() {
   cat >"$WORK/kea.json" <<JSON
 { "Dhcp6": {
   "interfaces-config": { "interfaces": [ "$DEV_S/$ADDR_S" ] },
-  "multi-threading": { "enable-multi-threading": true, "thread-pool-size": ${KEA_THREADS:-2},
-                       "packet-queue-size": 256 },
+  "multi-threading": { "enable-multi-threading": ${KEA_MT:-true}, "thread-pool-size": ${KEA_THREADS:-2},
+                       "packet-queue-size": ${KEA_QUEUE:-2048} },
   "lease-database": { "type": "memfile", "persist": false, "lfc-interval": 0 },
   "server-id": { "type": "LL", "persist": false },
   "preferred-lifetime": 3000, "valid-lifetime": 4000, "renew-timer": 1000, "rebind-timer": 2000,
