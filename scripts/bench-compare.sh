@@ -60,7 +60,7 @@ while [[ $# -gt 0 ]]; do
     --quick) TRIAL_SECS=1; CLIENTS=200000; shift ;;
     --no-build) BUILD=0; shift ;;
     --targets) TARGETS=$2; shift 2 ;;
-    -h|--help) sed -n 2,18p "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^# Traffic never leaves/p' "$0"; exit 0 ;;
     *) echo "bench-compare: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -503,5 +503,6 @@ python3 "$ROOT/scripts/bench-render.py" --raw "$OUT/raw" --skipped "$OUT/skipped
   --server-cpu "$SERVER_CPU" --gen-cpu "$BASE_GEN_CPU" --gen-cores "$BASE_GEN_CORES" \
   --gen-transport "$GEN_TRANSPORT" --queues "$QUEUES" \
   --reflector-cores "$REFLECTOR_CORES" --reflector-cpus "$REFLECTOR_CPUS" \
-  --gen-busy-wait "$GEN_BUSY_WAIT" --xdp-idle-spin "$XDP_IDLE_SPIN"
+  --gen-busy-wait "$GEN_BUSY_WAIT" --xdp-idle-spin "$XDP_IDLE_SPIN" \
+  --kea "memfile without persistence, multi-threading ${KEA_MT:-true}, ${KEA_THREADS:-2} threads, packet queue ${KEA_QUEUE:-2048}, pinned to CPU $SERVER_CPU"
 log "wrote docs/benchmarks.md (## Comparison with Kea) and docs/bench-compare.svg"

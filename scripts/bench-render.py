@@ -196,7 +196,8 @@ def busy_wait_text(args):
     gen = ("xdhcp6-bench busy-waits (`--busy-wait`): it polls its rings instead of sleeping, so its "
            "own wake-up is in no server's latency" if args.gen_busy_wait == "1" else
            "xdhcp6-bench sleeps in `poll()` between replies, so its own wake-up is in every server's latency")
-    return (f"{gen}. An idle XDP backend worker spins {int(args.xdp_idle_spin):,} µs on its rings before it "
+    kea = f" Kea runs {args.kea}." if args.kea else ""
+    return (f"{gen}.{kea} An idle XDP backend worker spins {int(args.xdp_idle_spin):,} µs on its rings before it "
             f"sleeps (`xdp.idle_spin_usecs`, the setting for a core of its own); Kea and the socket backend "
             f"sleep in the kernel as they always do.")
 
@@ -209,7 +210,7 @@ def main():
         a.add_argument("--" + k, required=True)
     for k, d in (("gen-cores", "1"), ("gen-transport", "xdp"), ("queues", "1"),
                  ("reflector-cores", "1"), ("reflector-cpus", "0"), ("gen-busy-wait", "0"),
-                 ("xdp-idle-spin", "50")):
+                 ("xdp-idle-spin", "50"), ("kea", "")):
         a.add_argument("--" + k, default=d)
     args = a.parse_args()
     gen, perf, sweep = load(args.raw)
