@@ -414,8 +414,9 @@ print(f"[bench-compare]   perfdhcp: max {best:.0f}/s (fails at {bad:.0f}/s; {len
 PY
 }
 
-# One xdhcp6-bench trial at the rate --find-max found for $1, with /proc/stat read before and
-# after: where each CPU's time went at the ceiling (user, sys, softirq, idle).
+# One xdhcp6-bench trial at the rate --find-max found for $1, with /proc/stat read at two
+# moments of its steady load: where each CPU's time went at the ceiling (user, sys, softirq,
+# idle).
 measure_cpu() {
   local target=$1 found=$OUT/raw/$1-xdhcp6-bench.json out=$OUT/raw/$1-cpu.json
   [[ -f $found ]] || return 0
@@ -423,13 +424,20 @@ measure_cpu() {
   rate=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["max_rate"] or 0))' "$found")
   [[ $rate -gt 0 ]] || return 0
   SEED=$((SEED + 1))
-  grep -E '^cpu[0-9]' /proc/stat >"$WORK/stat.before"
+  # The load runs TRIAL_SECS + 2 s; the CPU split covers TRIAL_SECS s from 1 s in: no start-up,
+  # and no drain (the wait for the timeouts of lost exchanges would count as idle).
+  local gen
   timeout 300 ip netns exec $NS_C "$BIN/xdhcp6-bench" -i $DEV_C "${GEN_POOLS[@]}" \
     --transport "$GEN_TRANSPORT" --cores "$GEN_CORES" --cpus "$GEN_CPU" "${GEN_WAIT[@]}" \
     --scenario sarr --clients "$CLIENTS" --seed "$SEED" --rate "$rate" \
-    --duration "$TRIAL_SECS" --timeout-ms 1000 --json --quiet >"$WORK/cpu-trial.json" \
-    2>"$WORK/$target-cpu.err" || { rm -f "$out"; return 0; }
+    --duration "$(awk -v s="$TRIAL_SECS" 'BEGIN { print s + 2 }')" --timeout-ms 1000 \
+    --json --quiet >"$WORK/cpu-trial.json" 2>"$WORK/$target-cpu.err" &
+  gen=$!
+  sleep 1
+  grep -E '^cpu[0-9]' /proc/stat >"$WORK/stat.before"
+  sleep "$TRIAL_SECS"
   grep -E '^cpu[0-9]' /proc/stat >"$WORK/stat.after"
+  wait "$gen" || { rm -f "$out"; return 0; }
   python3 - "$WORK/stat.before" "$WORK/stat.after" "$WORK/cpu-trial.json" "$rate" "$out" <<'PY' >&2
 import json, sys
 def read(p): return {l.split()[0]: [int(x) for x in l.split()[1:]] for l in open(p)}

@@ -291,8 +291,9 @@ veth runs AF_XDP in copy mode only, so absolute numbers are for comparison, not 
 
 ### Where the CPU time goes at each maximum
 
-One more trial per server at the rate `--find-max` found (a fresh server), with `/proc/stat` read
-before and after: each CPU's share of user, system, softirq and idle time over the trial. The server
+One more trial per server at the rate `--find-max` found (a fresh server), {args.trial_secs} s + 2 s long, with
+`/proc/stat` read 1 s in and {args.trial_secs} s later: each CPU's share of user, system, softirq and idle time
+under steady load (no start-up, and no drain while lost exchanges time out). The server
 is pinned to CPU {args.server_cpu}, the generator to CPU {args.gen_cpu}; on veth the receiving side's XDP
 and AF_XDP copy run in the sender's softirq, so each CPU also carries the other side's receive work.
 
