@@ -1754,10 +1754,11 @@ impl Inner {
         now: u64,
         st: &mut ReclaimStats,
     ) {
-        let hold = u64::from(self.hold_secs);
         // Most records are not due: tell from the raw words, before a decode, a checksum and
-        // an index probe. A record whose words lie (torn, corrupt) fails the decode below.
+        // an index probe. A record whose words lie (torn, corrupt) fails the decode below; one
+        // that decodes has the words just read, so it is due.
         let w = self.region.read_words(self.slot_offset(slot));
+        let hold = u64::from(self.hold_secs);
         if record::raw::reclaim_due(&w, hold).is_none_or(|due| due > now) {
             return;
         }
@@ -1768,7 +1769,7 @@ impl Inner {
             return; // a superseded copy waiting for group commit
         }
         match r.state {
-            BindingState::Active if r.expires_at() <= now => {
+            BindingState::Active => {
                 let mut new = Record {
                     state: BindingState::Expired,
                     ..r
@@ -1779,19 +1780,11 @@ impl Inner {
                     st.expired += 1;
                 }
             }
-            BindingState::Expired if r.expires_at().saturating_add(hold) <= now => {
+            BindingState::Expired | BindingState::Released | BindingState::Abandoned => {
                 self.delete(ks, None, slot, &r);
                 st.freed += 1;
             }
-            BindingState::Released if r.cltt.saturating_add(hold) <= now => {
-                self.delete(ks, None, slot, &r);
-                st.freed += 1;
-            }
-            BindingState::Abandoned if r.expires_at() <= now => {
-                self.delete(ks, None, slot, &r);
-                st.freed += 1;
-            }
-            _ => {}
+            BindingState::Free | BindingState::FreeBackup => {}
         }
     }
 

@@ -91,6 +91,18 @@ pub fn state_from_code(v: u8) -> Option<BindingState> {
     })
 }
 
+/// When background reclaim next has work on a record in `state`: an active binding expires
+/// and an abandoned one is deleted at its expiry, an expired one is deleted `hold` seconds after
+/// it, a released one `hold` seconds after its last transaction; `None`: never (free states).
+pub fn reclaim_deadline(state: BindingState, expires_at: u64, cltt: u64, hold: u64) -> Option<u64> {
+    match state {
+        BindingState::Active | BindingState::Abandoned => Some(expires_at),
+        BindingState::Expired => Some(expires_at.saturating_add(hold)),
+        BindingState::Released => Some(cltt.saturating_add(hold)),
+        BindingState::Free | BindingState::FreeBackup => None,
+    }
+}
+
 /// States in which a record is still its client's binding (found by its key).
 pub trait StateExt {
     fn is_keyed(&self) -> bool;
@@ -437,26 +449,13 @@ pub mod raw {
     pub fn seq(w: &Words) -> u64 {
         le_at(w, field::SEQ.start, 8)
     }
-    pub fn state(w: &Words) -> u8 {
-        le_at(w, field::STATE, 1) as u8
-    }
 
-    /// When background reclaim next has work on this record: an active or abandoned binding at
-    /// its expiry, an expired one `hold` seconds after it, a released one `hold` seconds after
-    /// its last transaction; `None` for the other states. Read from the words alone (nothing
-    /// decoded or verified), so the reclaim scan can pass over the records not yet due.
+    /// [`reclaim_deadline`](super::reclaim_deadline) of the main record in `w`, read from the
+    /// words alone (nothing decoded or verified): the reclaim scan passes over the records not
+    /// yet due this way. `None` for an empty or extension slot.
     pub fn reclaim_due(w: &Words, hold: u64) -> Option<u64> {
-        use super::{state_code, BindingState as S};
-        let st = state(w);
-        if st == state_code(S::Active) || st == state_code(S::Abandoned) {
-            Some(expires_at(w))
-        } else if st == state_code(S::Expired) {
-            Some(expires_at(w).saturating_add(hold))
-        } else if st == state_code(S::Released) {
-            Some(le_at(w, field::CLTT.start, 8).saturating_add(hold))
-        } else {
-            None
-        }
+        let state = super::state_from_code(le_at(w, field::STATE, 1) as u8)?;
+        super::reclaim_deadline(state, expires_at(w), le_at(w, field::CLTT.start, 8), hold)
     }
     pub fn resource(w: &Words) -> Resource {
         let a = field::ADDR.start;
