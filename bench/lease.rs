@@ -155,6 +155,16 @@ fn timed_repeat(label: &str, ops: u64, runs: usize, mut f: impl FnMut()) {
 }
 
 fn bench_size(dir: &Path, n: u64, cold: bool) {
+    // `--only allocate_many` (or `--only preallocated`): those lines need no filled table.
+    if ONLY.get().is_some_and(|only| {
+        only.split(',')
+            .all(|o| o.starts_with("allocate_many") || o == "preallocated")
+    }) {
+        allocate_batched::<32>(dir, n, false);
+        allocate_batched::<256>(dir, n, false);
+        allocate_batched::<256>(dir, n, true);
+        return;
+    }
     let path = dir.join(format!("bench-{n}.leases"));
     let _ = std::fs::remove_file(&path);
     let pool = pool();
@@ -335,6 +345,75 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
             " [warm cache]"
         }
     );
+    drop(t);
+    let _ = std::fs::remove_file(&path);
+
+    // Allocate-new in batches (the new clients of an RX batch, or of several): each into a
+    // fresh file, as the single-call line above.
+    allocate_batched::<32>(dir, n, false);
+    allocate_batched::<256>(dir, n, false);
+    // The same into a table preallocated for N (`preallocate_leases`): no file or index growth
+    // while it fills, what a server sized for its subscribers does at any fill level.
+    allocate_batched::<256>(dir, n, true);
+}
+
+/// Fill a fresh table with `n` new bindings through `allocate_many`, `B` requests a call;
+/// `prealloc`: the table is opened preallocated for `n` records.
+fn allocate_batched<const B: usize>(dir: &Path, n: u64, prealloc: bool) {
+    let label = format!(
+        "N={n}: allocate_many({B}), new{}",
+        if prealloc { ", preallocated" } else { "" }
+    );
+    if ONLY
+        .get()
+        .is_some_and(|only| !only.split(',').any(|o| label.contains(o)))
+    {
+        return;
+    }
+    let path = dir.join(format!("bench-{n}-many.leases"));
+    let _ = std::fs::remove_file(&path);
+    let mut c = cfg(&path, n, Durability::Mapped);
+    if prealloc {
+        c.initial_records = n;
+    }
+    let start = Instant::now();
+    let t = LeaseTable::open(c).unwrap();
+    if prealloc {
+        println!(
+            "N={n}: open of a new file preallocated for N: {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+    let pool = pool();
+    timed(&label, n, || {
+        let mut bufs = [[0u8; 14]; B];
+        let mut out: [Option<Result<_, _>>; B] = [None; B];
+        let mut i = 0;
+        while i < n {
+            let m = (n - i).min(B as u64) as usize;
+            for (j, b) in bufs[..m].iter_mut().enumerate() {
+                duid(b, i + j as u64);
+            }
+            let reqs: [AllocRequest<'_>; B] = std::array::from_fn(|j| AllocRequest {
+                key: BindingKey {
+                    duid: &bufs[j][..],
+                    iaid: 1,
+                    ia_type: IaType::Na,
+                },
+                pool: &pool,
+                hint: None,
+                reserved: &NoReservations,
+                lifetimes: LT,
+                now: 1_000_000,
+            });
+            t.allocate_many(&reqs[..m], &mut out[..m]);
+            for o in &out[..m] {
+                assert!(matches!(o, Some(Ok(_))), "allocation failed: {o:?}");
+            }
+            i += m as u64;
+        }
+    });
+    assert_eq!(t.len(), n);
     drop(t);
     let _ = std::fs::remove_file(&path);
 }

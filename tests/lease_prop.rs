@@ -59,11 +59,14 @@ fn duid(c: u8) -> Vec<u8> {
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// `batch` (with `commit`): through `allocate_many`, the request given twice (the second
+    /// must find the binding the first made).
     Alloc {
         c: u8,
         iaid: u32,
         pool: usize,
         commit: bool,
+        batch: bool,
         dt: u64,
     },
     Renew {
@@ -99,8 +102,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0u8..7, 0u32..2, 0usize..2, any::<bool>(), 0u64..20)
-            .prop_map(|(c, iaid, pool, commit, dt)| Op::Alloc { c, iaid, pool, commit, dt }),
+        6 => (0u8..7, 0u32..2, 0usize..2, any::<bool>(), any::<bool>(), 0u64..20)
+            .prop_map(|(c, iaid, pool, commit, batch, dt)| Op::Alloc { c, iaid, pool, commit, batch, dt }),
         3 => (0u8..7, 0u32..2, 0usize..2, 0u64..16)
             .prop_map(|(c, iaid, pool, pick)| Op::Renew { c, iaid, pool, pick }),
         3 => (0u8..7, 0u32..2, 0usize..2, any::<bool>(), 0u64..60)
@@ -183,6 +186,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 iaid,
                 pool,
                 commit,
+                batch,
                 dt,
             } => {
                 now += dt;
@@ -200,7 +204,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     lifetimes: LT,
                     now,
                 };
-                let got = store.allocate(&req, commit);
+                let got = if batch && commit {
+                    let mut out = [None, None];
+                    store.allocate_many(&[req, req], &mut out);
+                    let [first, again] = out.map(|o| o.expect("a result per request"));
+                    match (&first, &again) {
+                        (Ok(a), Ok(b)) => prop_assert_eq!(a.resource, b.resource, "same key twice"),
+                        _ => prop_assert_eq!(&first, &again, "same key twice"),
+                    }
+                    first
+                } else {
+                    store.allocate(&req, commit)
+                };
                 let avail: Vec<Resource> = (0..spec.count)
                     .map(|i| spec.nth(i).unwrap())
                     .filter(|r| !m.recs.contains_key(r) && !reserved.is_reserved(*r))

@@ -124,6 +124,7 @@ impl Reserved for NoReservations {
 }
 
 /// A request to pick (and possibly bind) a resource for an IA from a pool.
+#[derive(Clone, Copy)]
 pub struct AllocRequest<'a> {
     pub key: BindingKey<'a>,
     pub pool: &'a PoolSpec,

@@ -121,11 +121,8 @@ pub(super) fn open(cfg: TableConfig) -> Result<LeaseTable, TableError> {
     let shards = u64::from(geo.shards);
     let file_len = file.metadata().map_err(io_err("stat"))?.len();
     let mut nchunks = (file_len - HEADER_BYTES as u64) / chunk_bytes;
-    let initial_chunks = cfg
-        .initial_records
-        .div_ceil(u64::from(geo.chunk_records))
-        .div_ceil(shards)
-        * shards;
+    let initial_chunks =
+        shard_share(cfg.initial_records, shards).div_ceil(u64::from(geo.chunk_records)) * shards;
     let max_chunks = (cfg
         .max_records
         .div_ceil(u64::from(geo.chunk_records))
@@ -136,6 +133,7 @@ pub(super) fn open(cfg: TableConfig) -> Result<LeaseTable, TableError> {
     // Make sure every page of the file has its blocks (a file copied sparse, or created by a
     // growth cut short), so stores through the mapping cannot fault on a full disk; and pre-size.
     let want = nchunks.max(initial_chunks);
+    let had_chunks = nchunks;
     if want > 0 {
         map::fallocate(&file, 0, HEADER_BYTES as u64 + want * chunk_bytes)
             .map_err(io_err("allocate"))?;
@@ -149,6 +147,12 @@ pub(super) fn open(cfg: TableConfig) -> Result<LeaseTable, TableError> {
         HEADER_BYTES + (nchunks * chunk_bytes) as usize,
     )
     .map_err(io_err("mmap"))?;
+    if nchunks > had_chunks {
+        // Preallocated just now (a new file, or a larger `initial_records`): map it writable
+        // at once, so the first grants into it take no page fault each.
+        let from = HEADER_BYTES + (had_chunks * chunk_bytes) as usize;
+        region.prefault_write(from, ((nchunks - had_chunks) * chunk_bytes) as usize);
+    }
 
     let nr = geo.shards as usize;
     let pools: HashMap<u32, Arc<PdPool>> = cfg
@@ -181,11 +185,11 @@ pub(super) fn open(cfg: TableConfig) -> Result<LeaseTable, TableError> {
         server_id: cfg.server_id,
         hold_secs: cfg.affinity_hold_secs,
         kshards: (0..geo.shards)
-            .map(|_| Padded(KeyShardCell::new(new_key_shard())))
+            .map(|_| Padded(ShardCell::new(new_key_shard())))
             .collect(),
         rshards: (0..nr)
             .map(|_| {
-                Padded(Mutex::new(ResShard {
+                Padded(ShardCell::new(ResShard {
                     res: Index::default(),
                 }))
             })
@@ -209,7 +213,7 @@ pub(super) fn open(cfg: TableConfig) -> Result<LeaseTable, TableError> {
         },
         reclaim_shard: AtomicUsize::new(0),
     };
-    scan(&mut inner, nchunks, &mut report);
+    scan(&mut inner, nchunks, cfg.initial_records, &mut report);
     report.slots = nchunks * u64::from(geo.chunk_records);
     report.open_ms = t0.elapsed().as_millis() as u64;
     if report.corrupt > 0 {
@@ -291,10 +295,25 @@ fn check_ext(
     Ok(slots)
 }
 
-fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
+/// The most of `records` hashed keys one of `shards` shards can be expected to hold: the mean
+/// plus four standard deviations (a shard's count is near Poisson), so that preallocating this
+/// much per shard leaves no shard short in practice.
+fn shard_share(records: u64, shards: u64) -> u64 {
+    if records == 0 {
+        return 0;
+    }
+    let mean = records.div_ceil(shards.max(1));
+    mean + 4 * (mean as f64).sqrt().ceil() as u64 + 1
+}
+
+/// Scan the file and build the indexes, each sized for its share of `records` at least (the
+/// preallocation: serving up to that many then never grows an index).
+fn scan(inner: &mut Inner, nchunks: u64, records: u64, report: &mut OpenReport) {
     let geo = inner.geo;
     let nk = inner.kshards.len();
     let nr = inner.rshards.len();
+    let floor = |shards: usize| usize::try_from(shard_share(records, shards as u64)).unwrap_or(0);
+    let (key_floor, res_floor) = (floor(nk), floor(nr));
     let nslots = nchunks * u64::from(geo.chunk_records);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -397,7 +416,7 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
                     let mut losers = Vec::new();
                     for r in (t..nr).step_by(threads) {
                         let n: usize = all_buckets.iter().map(|b| b[r].len()).sum();
-                        let mut ix = Index::with_capacity(n);
+                        let mut ix = Index::with_capacity(n.max(res_floor));
                         for b in all_buckets {
                             for &(tag, slot) in &b[r] {
                                 // Records are read only on a tag match (rare): the build
@@ -424,7 +443,10 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
                             }
                         }
                         // Each resource shard is built by exactly one thread.
-                        *inner_ref.rshards[r].0.lock().expect("poisoned") = ResShard { res: ix };
+                        let cell = &inner_ref.rshards[r];
+                        let mut rs = cell.lock().expect("poisoned");
+                        *rs = ResShard { res: ix };
+                        cell.publish(&rs);
                     }
                     losers
                 })
@@ -457,7 +479,9 @@ fn scan(inner: &mut Inner, nchunks: u64, report: &mut OpenReport) {
                         };
                         let mut live = vec![false; slots.len()];
                         let mut ks = new_key_shard();
-                        ks.keys = Index::with_capacity(sh.mains.iter().filter(|m| m.keyed).count());
+                        ks.keys = Index::with_capacity(
+                            sh.mains.iter().filter(|m| m.keyed).count().max(key_floor),
+                        );
                         ks.chunks = slots.len() as u64 / u64::from(geo.chunk_records);
                         for m in &sh.mains {
                             if !losers.is_empty() && losers.contains(&m.slot) {

@@ -482,3 +482,121 @@ fn batched_renewal_with_colliding_tags() {
     assert_eq!(out[0].unwrap().cltt, 40);
     assert_eq!(out[1].unwrap().resource, ly.resource);
 }
+
+#[test]
+fn batched_allocation_grants_what_one_at_a_time_grants() {
+    // `allocate_many` grants what `allocate` one at a time grants; a key given twice gets one
+    // binding.
+    let big = PoolSpec {
+        count: 1 << 32,
+        ..na_pool()
+    };
+    let pd = PoolSpec {
+        base: "2001:db8:1000::".parse().unwrap(),
+        count: 1 << 16,
+        ..pd_pool()
+    };
+    let duids: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| [&[0, 4][..], &i.to_be_bytes()].concat())
+        .collect();
+    let mut reqs: Vec<AllocRequest<'_>> = duids.iter().map(|d| req(d, 7, &big, 50)).collect();
+    reqs.extend(duids[..40].iter().map(|d| req(d, 7, &pd, 50)));
+    reqs.push(req(&duids[5], 7, &big, 50));
+    let one = LeaseTable::open(small_cfg(tmp_path("batch-one"))).unwrap();
+    let want: Vec<Resource> = reqs
+        .iter()
+        .map(|r| one.allocate(r, true).unwrap().resource)
+        .collect();
+    let many = LeaseTable::open(small_cfg(tmp_path("batch-many"))).unwrap();
+    let mut out = vec![None; reqs.len()];
+    many.allocate_many(&reqs, &mut out);
+    let got: Vec<Resource> = out.iter().map(|o| o.unwrap().unwrap().resource).collect();
+    // Addresses: each client's own candidate. Prefixes are probed linearly from each
+    // client's start, so neighbours may swap blocks with the order; the blocks taken are the
+    // same whatever the order.
+    let (na_got, na_want) = (&got[..300], &want[..300]);
+    assert_eq!(na_got, na_want);
+    let pd_set = |v: &[Resource]| v.iter().copied().collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(pd_set(&got[300..340]), pd_set(&want[300..340]));
+    assert_eq!(pd_set(&got[300..340]).len(), 40);
+    assert_eq!(got[5], got[340]);
+    assert_eq!(many.len(), 340);
+}
+
+#[test]
+fn batched_allocation_from_a_small_pool_never_grants_twice() {
+    // More clients than addresses in one batch, and a key no binding can have: every address
+    // is granted once, the rest are refused as exhausted, the invalid key as unavailable, and
+    // the grants survive a reopen.
+    let p = tmp_path("batch-small");
+    let pool = PoolSpec {
+        count: 40,
+        ..na_pool()
+    };
+    let duids: Vec<Vec<u8>> = (0..60u32)
+        .map(|i| [&[0, 4][..], &i.to_be_bytes()].concat())
+        .collect();
+    let mut reqs: Vec<AllocRequest<'_>> = duids.iter().map(|d| req(d, 1, &pool, 10)).collect();
+    reqs.insert(17, req(b"", 1, &pool, 10));
+    let mut out = vec![None; reqs.len()];
+    let granted: HashMap<Resource, usize> = {
+        let t = LeaseTable::open(small_cfg(p.clone())).unwrap();
+        t.allocate_many(&reqs, &mut out);
+        assert_eq!(out[17], Some(Err(StoreError::Unavailable)));
+        let mut granted = HashMap::new();
+        for (i, o) in out.iter().enumerate().filter(|&(i, _)| i != 17) {
+            match o.unwrap() {
+                Ok(l) => {
+                    assert!(pool.contains(l.resource));
+                    assert_eq!(
+                        granted.insert(l.resource, i),
+                        None,
+                        "{:?} twice",
+                        l.resource
+                    );
+                }
+                Err(e) => assert_eq!(e, StoreError::PoolExhausted(pool.id)),
+            }
+        }
+        granted
+    };
+    assert_eq!(granted.len(), 40);
+    let t = LeaseTable::open(small_cfg(p)).unwrap();
+    for (r, &i) in &granted {
+        assert_eq!(
+            t.lookup(&reqs[i].key, &pool, 20).map(|l| l.resource),
+            Some(*r)
+        );
+    }
+}
+
+#[test]
+fn a_preallocated_table_fills_without_growing() {
+    // `initial_records`: the file and both indexes are sized at open, so granting that many
+    // leases grows neither.
+    let p = tmp_path("prealloc");
+    let pool = PoolSpec {
+        count: 1 << 32,
+        ..na_pool()
+    };
+    let t = LeaseTable::open(TableConfig {
+        initial_records: 5000,
+        ..small_cfg(p)
+    })
+    .unwrap();
+    let before = t.stats();
+    assert!(before.slots >= 5000);
+    let duids: Vec<Vec<u8>> = (0..5000u32)
+        .map(|i| [&[0, 4][..], &i.to_be_bytes()].concat())
+        .collect();
+    let reqs: Vec<AllocRequest<'_>> = duids.iter().map(|d| req(d, 1, &pool, 10)).collect();
+    let mut out = vec![None; reqs.len()];
+    t.allocate_many(&reqs, &mut out);
+    assert!(out.iter().all(|o| matches!(o, Some(Ok(_)))));
+    let after = t.stats();
+    assert_eq!(after.records, 5000);
+    assert_eq!(
+        (after.slots, after.index_bytes),
+        (before.slots, before.index_bytes)
+    );
+}
