@@ -162,6 +162,7 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
     }) {
         allocate_batched::<32>(dir, n, false);
         allocate_batched::<256>(dir, n, false);
+        allocate_batched::<1>(dir, n, true);
         allocate_batched::<256>(dir, n, true);
         return;
     }
@@ -354,14 +355,21 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
     allocate_batched::<256>(dir, n, false);
     // The same into a table preallocated for N (`preallocate_leases`): no file or index growth
     // while it fills, what a server sized for its subscribers does at any fill level.
+    allocate_batched::<1>(dir, n, true);
     allocate_batched::<256>(dir, n, true);
 }
 
 /// Fill a fresh table with `n` new bindings through `allocate_many`, `B` requests a call;
 /// `prealloc`: the table is opened preallocated for `n` records.
 fn allocate_batched<const B: usize>(dir: &Path, n: u64, prealloc: bool) {
+    // B = 1: one `allocate` call per grant (the same work without the batch).
+    let call = if B == 1 {
+        "allocate_many(1) = allocate".to_string()
+    } else {
+        format!("allocate_many({B})")
+    };
     let label = format!(
-        "N={n}: allocate_many({B}), new{}",
+        "N={n}: {call}, new{}",
         if prealloc { ", preallocated" } else { "" }
     );
     if ONLY
@@ -406,7 +414,11 @@ fn allocate_batched<const B: usize>(dir: &Path, n: u64, prealloc: bool) {
                 lifetimes: LT,
                 now: 1_000_000,
             });
-            t.allocate_many(&reqs[..m], &mut out[..m]);
+            if B == 1 {
+                out[0] = Some(t.allocate(&reqs[0], true));
+            } else {
+                t.allocate_many(&reqs[..m], &mut out[..m]);
+            }
             for o in &out[..m] {
                 assert!(matches!(o, Some(Ok(_))), "allocation failed: {o:?}");
             }

@@ -23,7 +23,8 @@
 #   pool), KEA_QUEUE (2048: its packet queue), the best of each in A/B runs (docs/benchmarks.md),
 #   GEN_BUSY_WAIT (0; 1: xdhcp6-bench --busy-wait. Not the default: on veth the generator's CPU
 #   also runs the softirq work of its own packets, which a spinning generator delays by
-#   milliseconds), CARGO_TARGET_DIR, OUT.
+#   milliseconds), XDHCP6_PREALLOC (CLIENTS * 1.5: leases the xdhcp6 servers preallocate their
+#   lease file and indexes for; 0: grown on demand), CARGO_TARGET_DIR, OUT.
 # Traffic never leaves the two namespaces this script creates.
 set -euo pipefail
 
@@ -64,6 +65,10 @@ while [[ $# -gt 0 ]]; do
     *) echo "bench-compare: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+
+# The xdhcp6 servers' lease file and indexes are sized at start for the generator's clients
+# and half as many again (`preallocate_leases`: a server sized for its subscribers).
+XDHCP6_PREALLOC=${XDHCP6_PREALLOC:-$((CLIENTS + CLIENTS / 2))}
 
 NS_S=xbc-srv NS_C=xbc-cli DEV_S=xbc-s DEV_C=xbc-c
 ADDR_S=2001:db8:ffff::2 ADDR_C=2001:db8:ffff::1
@@ -231,6 +236,7 @@ workers = 1
 duid_file = "$dir/duid"
 lease_file = "$dir/leases"
 control_socket = "$dir/control.sock"
+preallocate_leases = $XDHCP6_PREALLOC
 
 [[link]]
 name = "bench"
@@ -512,5 +518,6 @@ python3 "$ROOT/scripts/bench-render.py" --raw "$OUT/raw" --skipped "$OUT/skipped
   --gen-transport "$GEN_TRANSPORT" --queues "$QUEUES" \
   --reflector-cores "$REFLECTOR_CORES" --reflector-cpus "$REFLECTOR_CPUS" \
   --gen-busy-wait "$GEN_BUSY_WAIT" --xdp-idle-spin "$XDP_IDLE_SPIN" \
+  --xdhcp6-prealloc "$XDHCP6_PREALLOC" \
   --kea "memfile without persistence, multi-threading ${KEA_MT:-true}, ${KEA_THREADS:-2} threads, packet queue ${KEA_QUEUE:-2048}, pinned to CPU $SERVER_CPU"
 log "wrote docs/benchmarks.md (## Comparison with Kea) and docs/bench-compare.svg"

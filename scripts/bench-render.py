@@ -199,7 +199,12 @@ def busy_wait_text(args):
     kea = f" Kea runs {args.kea}." if args.kea else ""
     return (f"{gen}.{kea} An idle XDP backend worker spins {int(args.xdp_idle_spin):,} µs on its rings before it "
             f"sleeps (`xdp.idle_spin_usecs`, the setting for a core of its own); Kea and the socket backend "
-            f"sleep in the kernel as they always do.")
+            f"sleep in the kernel as they always do. "
+            + (f"Both xdhcp6 backends preallocate their lease file and indexes for "
+               f"{int(args.xdhcp6_prealloc):,} leases (`server.preallocate_leases`)."
+               if int(args.xdhcp6_prealloc) else
+               "Both xdhcp6 backends grow their lease file and indexes on demand "
+               "(`server.preallocate_leases = 0`)."))
 
 
 def main():
@@ -210,7 +215,7 @@ def main():
         a.add_argument("--" + k, required=True)
     for k, d in (("gen-cores", "1"), ("gen-transport", "xdp"), ("queues", "1"),
                  ("reflector-cores", "1"), ("reflector-cpus", "0"), ("gen-busy-wait", "0"),
-                 ("xdp-idle-spin", "50"), ("kea", "")):
+                 ("xdp-idle-spin", "50"), ("xdhcp6-prealloc", "0"), ("kea", "")):
         a.add_argument("--" + k, default=d)
     args = a.parse_args()
     gen, perf, sweep = load(args.raw)

@@ -74,19 +74,6 @@ impl Region {
             .advise_range(memmap2::Advice::PopulateRead, start, end - start);
     }
 
-    /// Map `off..off + len` writable in one go (a grown tail), so the grants that fill it take
-    /// no page fault each. Advisory: errors (old kernels) are ignored.
-    pub fn prefault_write(&self, off: usize, len: usize) {
-        let end = off.saturating_add(len).min(self.valid_len());
-        if off >= end {
-            return;
-        }
-        let start = off & !4095;
-        let _ = self
-            ._map
-            .advise_range(memmap2::Advice::PopulateWrite, start, end - start);
-    }
-
     /// Tell the kernel the whole backed file will be read in order (open scan), so read-ahead
     /// of a cold file is aggressive. Advisory.
     pub fn advise_sequential(&self) {

@@ -133,7 +133,6 @@ pub(super) fn open(cfg: TableConfig) -> Result<LeaseTable, TableError> {
     // Make sure every page of the file has its blocks (a file copied sparse, or created by a
     // growth cut short), so stores through the mapping cannot fault on a full disk; and pre-size.
     let want = nchunks.max(initial_chunks);
-    let had_chunks = nchunks;
     if want > 0 {
         map::fallocate(&file, 0, HEADER_BYTES as u64 + want * chunk_bytes)
             .map_err(io_err("allocate"))?;
@@ -147,12 +146,6 @@ pub(super) fn open(cfg: TableConfig) -> Result<LeaseTable, TableError> {
         HEADER_BYTES + (nchunks * chunk_bytes) as usize,
     )
     .map_err(io_err("mmap"))?;
-    if nchunks > had_chunks {
-        // Preallocated just now (a new file, or a larger `initial_records`): map it writable
-        // at once, so the first grants into it take no page fault each.
-        let from = HEADER_BYTES + (had_chunks * chunk_bytes) as usize;
-        region.prefault_write(from, ((nchunks - had_chunks) * chunk_bytes) as usize);
-    }
 
     let nr = geo.shards as usize;
     let pools: HashMap<u32, Arc<PdPool>> = cfg
