@@ -86,6 +86,22 @@ fn cfg(path: &Path, n: u64, durability: Durability) -> TableConfig {
     }
 }
 
+/// The grant request of a new client (IAID 1) in `pool`.
+fn new_client<'a>(duid: &'a [u8], pool: &'a PoolSpec) -> AllocRequest<'a> {
+    AllocRequest {
+        key: BindingKey {
+            duid,
+            iaid: 1,
+            ia_type: IaType::Na,
+        },
+        pool,
+        hint: None,
+        reserved: &NoReservations,
+        lifetimes: LT,
+        now: 1_000_000,
+    }
+}
+
 /// `--only SUBSTR[,SUBSTR…]`: run only the measurements whose label contains one of them.
 static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -178,18 +194,7 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
     timed(&format!("N={n}: allocate-new"), n, || {
         for i in 0..n {
             let d = duid(&mut buf, i);
-            let req = AllocRequest {
-                key: BindingKey {
-                    duid: d,
-                    iaid: 1,
-                    ia_type: IaType::Na,
-                },
-                pool: &pool,
-                hint: None,
-                reserved: &NoReservations,
-                lifetimes: LT,
-                now: 1_000_000,
-            };
+            let req = new_client(d, &pool);
             t.allocate(&req, true).unwrap();
         }
     });
@@ -402,18 +407,7 @@ fn allocate_batched<const B: usize>(dir: &Path, n: u64, prealloc: bool) {
             for (j, b) in bufs[..m].iter_mut().enumerate() {
                 duid(b, i + j as u64);
             }
-            let reqs: [AllocRequest<'_>; B] = std::array::from_fn(|j| AllocRequest {
-                key: BindingKey {
-                    duid: &bufs[j][..],
-                    iaid: 1,
-                    ia_type: IaType::Na,
-                },
-                pool: &pool,
-                hint: None,
-                reserved: &NoReservations,
-                lifetimes: LT,
-                now: 1_000_000,
-            });
+            let reqs: [AllocRequest<'_>; B] = std::array::from_fn(|j| new_client(&bufs[j], &pool));
             if B == 1 {
                 out[0] = Some(t.allocate(&reqs[0], true));
             } else {
@@ -558,19 +552,7 @@ fn bench_group_commit(dir: &Path, threads: u64, batch: u64, secs: f64) {
                     for _ in 0..batch {
                         let d = duid(&mut buf, th << 40 | n);
                         n += 1;
-                        let req = AllocRequest {
-                            key: BindingKey {
-                                duid: d,
-                                iaid: 1,
-                                ia_type: IaType::Na,
-                            },
-                            pool: &pool,
-                            hint: None,
-                            reserved: &NoReservations,
-                            lifetimes: LT,
-                            now: 1_000_000,
-                        };
-                        t.allocate(&req, true).unwrap();
+                        t.allocate(&new_client(d, &pool), true).unwrap();
                     }
                     let w = Instant::now();
                     t.wait_durable(t.commit_ticket()).unwrap();

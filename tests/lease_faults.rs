@@ -322,17 +322,20 @@ fn full_disk_fails_closed_and_loses_nothing() {
     let _ = std::fs::write(dir.join("filler"), b"");
 }
 
+/// A fresh 16-shard table for several threads, and its path.
+fn shared_table(name: &str) -> (PathBuf, Arc<LeaseTable>) {
+    let p = tmpdir(name).join("leases");
+    let t = LeaseTable::open(TableConfig {
+        shards: 16,
+        ..cfg(&p)
+    })
+    .unwrap();
+    (p, Arc::new(t))
+}
+
 #[test]
 fn threads_never_share_a_resource() {
-    let dir = tmpdir("threads");
-    let p = dir.join("leases");
-    let t = Arc::new(
-        LeaseTable::open(TableConfig {
-            shards: 16,
-            ..cfg(&p)
-        })
-        .unwrap(),
-    );
+    let (p, t) = shared_table("threads");
     let small_na = na(3000);
     // resource -> holder, updated after a grant and before a release.
     let holders: Arc<Mutex<HashMap<Resource, (u64, u32)>>> = Arc::default();
@@ -535,15 +538,7 @@ fn threads_allocating_in_batches_never_share_a_resource() {
     // Four threads grant in batches (`allocate_many`) from one address pool smaller than
     // their clients together, and release some of what they hold: no address is ever held by
     // two clients, every grant is found by lookup, and the file holds each address once.
-    let dir = tmpdir("threads-batched");
-    let p = dir.join("leases");
-    let t = Arc::new(
-        LeaseTable::open(TableConfig {
-            shards: 16,
-            ..cfg(&p)
-        })
-        .unwrap(),
-    );
+    let (p, t) = shared_table("threads-batched");
     let pool = na(1000);
     let holders: Arc<Mutex<HashMap<Resource, u64>>> = Arc::default();
     let hs: Vec<_> = (0..4u64)
