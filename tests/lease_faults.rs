@@ -333,6 +333,20 @@ fn shared_table(name: &str) -> (PathBuf, Arc<LeaseTable>) {
     (p, Arc::new(t))
 }
 
+/// Close the shared table and check its file holds no resource twice.
+fn close_and_check_each_resource_once(p: &Path, t: Arc<LeaseTable>) {
+    drop(Arc::try_unwrap(t).ok().expect("every thread has ended"));
+    let (entries, _) = read_all(p).unwrap();
+    let mut seen = HashSet::new();
+    for e in &entries {
+        assert!(
+            seen.insert(e.resource),
+            "{:?} twice in the file",
+            e.resource
+        );
+    }
+}
+
 #[test]
 fn threads_never_share_a_resource() {
     let (p, t) = shared_table("threads");
@@ -409,16 +423,7 @@ fn threads_never_share_a_resource() {
     for h in hs {
         h.join().unwrap();
     }
-    drop(Arc::try_unwrap(t).ok().unwrap());
-    let (entries, _) = read_all(&p).unwrap();
-    let mut seen = HashSet::new();
-    for e in &entries {
-        assert!(
-            seen.insert(e.resource),
-            "{:?} twice in the file",
-            e.resource
-        );
-    }
+    close_and_check_each_resource_once(&p, t);
 }
 
 /// Batched renewals and lookups (which hold two key shards at once, in ascending order) racing
@@ -629,14 +634,5 @@ fn threads_allocating_in_batches_never_share_a_resource() {
         granted > 1000 && exhausted > 0,
         "{granted} grants, {exhausted} refused"
     );
-    drop(Arc::try_unwrap(t).ok().unwrap());
-    let (entries, _) = read_all(&p).unwrap();
-    let mut seen = HashSet::new();
-    for e in &entries {
-        assert!(
-            seen.insert(e.resource),
-            "{:?} twice in the file",
-            e.resource
-        );
-    }
+    close_and_check_each_resource_once(&p, t);
 }
