@@ -10,7 +10,7 @@
 #   "## Comparison with Kea" section of docs/benchmarks.md and docs/bench-compare.svg (rate vs
 #   latency). Raw results stay in $OUT (default target/bench-compare).
 #
-# Usage: sudo scripts/bench-compare.sh [--quick] [--no-build] [--targets "kea xdhcp6-socket ..."]
+# Usage (as root): scripts/bench-compare.sh [--quick] [--no-build] [--targets "kea xdhcp6-socket ..."]
 # Knobs (environment): TRIAL_SECS (3), CLIENTS (1000000), MAX_LOSS (1, percent),
 #   SERVER_CPU (1), GEN_CPU (0; a list with GEN_CORES > 1), GEN_CORES (1),
 #   GEN_TRANSPORT (xdp | socket | auto), QUEUES (veth queues on both ends, default GEN_CORES),
