@@ -119,6 +119,7 @@ pub(super) fn open(cfg: TableConfig) -> Result<LeaseTable, TableError> {
 
     let chunk_bytes = geo.chunk_bytes();
     let shards = u64::from(geo.shards);
+    check_index_memory(cfg.initial_records, shards)?;
     let file_len = file.metadata().map_err(io_err("stat"))?.len();
     let mut nchunks = (file_len - HEADER_BYTES as u64) / chunk_bytes;
     let initial_chunks =
@@ -288,6 +289,29 @@ fn check_ext(
     Ok(slots)
 }
 
+/// Refuse a preallocation whose indexes (two of them, `shards` shards each, sized by
+/// [`shard_share`] at 80 % load) this machine cannot allocate, with a clear error rather than an
+/// allocation failure in the middle of the open scan. Nothing is touched: the reservation is
+/// returned at once.
+fn check_index_memory(records: u64, shards: u64) -> Result<(), TableError> {
+    if records == 0 {
+        return Ok(());
+    }
+    let share = u128::from(shard_share(records, shards));
+    let bytes = 2 * u128::from(shards) * (share + share / 4 + 1) * 8;
+    let fits = usize::try_from(bytes)
+        .ok()
+        .is_some_and(|b| Vec::<u8>::new().try_reserve_exact(b).is_ok());
+    if fits {
+        Ok(())
+    } else {
+        Err(TableError::Config(format!(
+            "preallocating {records} leases needs {} MiB of index memory, which cannot be allocated here",
+            bytes >> 20
+        )))
+    }
+}
+
 /// The most of `records` hashed keys one of `shards` shards can be expected to hold: the mean
 /// plus four standard deviations (a shard's count is near Poisson), so that preallocating this
 /// much per shard leaves no shard short in practice.
@@ -296,7 +320,7 @@ fn shard_share(records: u64, shards: u64) -> u64 {
         return 0;
     }
     let mean = records.div_ceil(shards.max(1));
-    mean + 4 * (mean as f64).sqrt().ceil() as u64 + 1
+    mean.saturating_add(4 * (mean as f64).sqrt().ceil() as u64 + 1)
 }
 
 /// Scan the file and build the indexes, each sized for its share of `records` at least (the

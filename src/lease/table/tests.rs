@@ -600,3 +600,20 @@ fn a_preallocated_table_fills_without_growing() {
         (before.slots, before.index_bytes)
     );
 }
+
+#[test]
+fn a_preallocation_beyond_memory_is_a_clear_error() {
+    // 2^40 leases would need some 20 TiB of index memory: refused at open with a message
+    // naming the setting, before the file is grown.
+    let p = tmp_path("prealloc-huge");
+    let err = LeaseTable::open(TableConfig {
+        initial_records: 1 << 40,
+        max_records: 1 << 40,
+        ..small_cfg(p.clone())
+    })
+    .err()
+    .expect("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("preallocating 1099511627776 leases"), "{msg}");
+    assert!(std::fs::metadata(&p).map_or(0, |m| m.len()) < 1 << 20);
+}
