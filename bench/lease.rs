@@ -176,10 +176,7 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
         only.split(',')
             .all(|o| o.starts_with("allocate_many") || o == "preallocated")
     }) {
-        allocate_batched::<32>(dir, n, false);
-        allocate_batched::<256>(dir, n, false);
-        allocate_batched::<1>(dir, n, true);
-        allocate_batched::<256>(dir, n, true);
+        allocate_lines(dir, n);
         return;
     }
     let path = dir.join(format!("bench-{n}.leases"));
@@ -354,12 +351,16 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
     drop(t);
     let _ = std::fs::remove_file(&path);
 
-    // Allocate-new in batches (the new clients of an RX batch, or of several): each into a
-    // fresh file, as the single-call line above.
+    allocate_lines(dir, n);
+}
+
+/// Allocate-new in batches (the new clients of an RX batch, or of several), each into a fresh
+/// file as the single-call line; then one at a time and batched into a table preallocated for
+/// N (`preallocate_leases`): no file or index growth while it fills, what a server sized for
+/// its subscribers does at any fill level.
+fn allocate_lines(dir: &Path, n: u64) {
     allocate_batched::<32>(dir, n, false);
     allocate_batched::<256>(dir, n, false);
-    // The same into a table preallocated for N (`preallocate_leases`): no file or index growth
-    // while it fills, what a server sized for its subscribers does at any fill level.
     allocate_batched::<1>(dir, n, true);
     allocate_batched::<256>(dir, n, true);
 }

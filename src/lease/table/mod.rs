@@ -433,6 +433,11 @@ fn current_in(pool: &PoolSpec, now: u64) -> impl Fn(&Record) -> bool + '_ {
     move |r| r.pool_id == pool.id && r.state == BindingState::Active && r.expires_at() > now
 }
 
+/// The address an IA_NA request hints at, when it is one of its pool's: tried first.
+fn na_hint(req: &AllocRequest<'_>) -> Option<Resource> {
+    req.hint.filter(|h| h.len == 128 && req.pool.contains(*h))
+}
+
 /// Can a binding with this key exist at all? (A DUID is 1..=130 bytes.)
 #[inline]
 fn valid_key(key: &BindingKey<'_>) -> bool {
@@ -1198,8 +1203,8 @@ impl Inner {
                 Ok(!self.is_bound(r))
             }
         };
-        if let Some(h) = req.hint {
-            if h.len == 128 && pool.contains(h) && try_one(ks, h)? {
+        if let Some(h) = na_hint(req) {
+            if try_one(ks, h)? {
                 return Ok(());
             }
         }
@@ -1701,18 +1706,12 @@ impl Inner {
                 for &(_, i) in &b.unsorted[..b.len] {
                     let req = &reqs[i as usize];
                     if req.pool.ia_type == IaType::Na && req.pool.count > 0 {
-                        let first = req
-                            .hint
-                            .filter(|h| h.len == 128 && req.pool.contains(*h))
-                            .or_else(|| {
-                                let k = hash::na_candidate(
-                                    req.key.duid,
-                                    req.key.iaid,
-                                    0,
-                                    req.pool.count,
-                                );
-                                req.pool.nth(k)
-                            });
+                        // The address `allocate_na` tries first.
+                        let first = na_hint(req).or_else(|| {
+                            let k =
+                                hash::na_candidate(req.key.duid, req.key.iaid, 0, req.pool.count);
+                            req.pool.nth(k)
+                        });
                         if let Some(res) = first {
                             let (rtag, rsi) = self.rshard(res);
                             self.rshards[rsi].prefetch_bucket(rtag);

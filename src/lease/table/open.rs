@@ -289,25 +289,24 @@ fn check_ext(
     Ok(slots)
 }
 
-/// Refuse a preallocation whose indexes (two of them, `shards` shards each, sized by
-/// [`shard_share`] at 80 % load) this machine cannot allocate, with a clear error rather than an
+/// Refuse a preallocation whose indexes (two of them, `shards` shards each, each shard's sized
+/// for its [`shard_share`] as the scan sizes it) this machine cannot allocate, with a clear error rather than an
 /// allocation failure in the middle of the open scan. Nothing is touched: the reservation is
 /// returned at once.
 fn check_index_memory(records: u64, shards: u64) -> Result<(), TableError> {
     if records == 0 {
         return Ok(());
     }
-    let share = u128::from(shard_share(records, shards));
-    let bytes = 2 * u128::from(shards) * (share + share / 4 + 1) * 8;
-    let fits = usize::try_from(bytes)
+    let bytes = usize::try_from(shard_share(records, shards))
         .ok()
-        .is_some_and(|b| Vec::<u8>::new().try_reserve_exact(b).is_ok());
+        .and_then(|share| Index::capacity_for(share).checked_mul(8 * 2 * shards as usize));
+    let fits = bytes.is_some_and(|b| Vec::<u8>::new().try_reserve_exact(b).is_ok());
     if fits {
         Ok(())
     } else {
         Err(TableError::Config(format!(
-            "preallocating {records} leases needs {} MiB of index memory, which cannot be allocated here",
-            bytes >> 20
+            "preallocating {records} leases needs {} of index memory, which cannot be allocated here",
+            bytes.map_or("more than the address space".to_string(), |b| format!("{} MiB", b >> 20))
         )))
     }
 }
