@@ -139,20 +139,65 @@ impl Index {
 
     pub fn insert(&mut self, tag: u32, slot: u32) {
         assert!(slot != u32::MAX);
+        self.reserve_one();
+        self.insert_no_grow(pack(tag, slot));
+        self.len += 1;
+    }
+
+    /// Insert (`tag`, `slot`) unless `exists` is true of a slot already filed under `tag`:
+    /// the absence check and the insertion in one walk (a probe for `tag` stops exactly where
+    /// Robin Hood insertion places it). Returns whether it inserted.
+    #[inline]
+    pub fn insert_unless(
+        &mut self,
+        tag: u32,
+        slot: u32,
+        mut exists: impl FnMut(u32) -> bool,
+    ) -> bool {
+        assert!(slot != u32::MAX);
+        self.reserve_one();
+        let mut i = self.home(tag);
+        let mut d = 0;
+        loop {
+            let e = self.entries[i];
+            if e == EMPTY {
+                break;
+            }
+            if (e >> 32) as u32 == tag {
+                if exists(e as u32) {
+                    return false;
+                }
+            } else if self.displacement(e, i) < d {
+                break;
+            }
+            i = self.next(i);
+            d += 1;
+        }
+        self.insert_from(i, d, pack(tag, slot));
+        self.len += 1;
+        true
+    }
+
+    /// Room for one more entry within the load limit (85 %).
+    #[inline]
+    fn reserve_one(&mut self) {
         if (self.len + 1) * 20 > self.entries.len() * 17 {
             self.grow();
         }
-        self.insert_no_grow(pack(tag, slot));
-        self.len += 1;
     }
 
     /// Robin Hood insertion: walk from the home bucket past every entry at least as far from
     /// its home as `e` would be, take the first bucket whose entry is nearer its home (or
     /// empty), and carry that entry on the same way. Clusters stay sorted by home bucket, and
     /// entries of one tag stay in insertion order.
-    fn insert_no_grow(&mut self, mut e: u64) {
-        let mut i = self.home((e >> 32) as u32);
-        let mut d = 0;
+    fn insert_no_grow(&mut self, e: u64) {
+        self.insert_from(self.home((e >> 32) as u32), 0, e);
+    }
+
+    /// [`Index::insert_no_grow`] from bucket `i`, which `e` would reach `d` buckets from its
+    /// home, every bucket before it having been walked past.
+    #[inline]
+    fn insert_from(&mut self, mut i: usize, mut d: usize, mut e: u64) {
         loop {
             let cur = self.entries[i];
             if cur == EMPTY {
@@ -263,7 +308,12 @@ mod tests {
             let tag = (x % 64) as u32; // many collisions on purpose
             let slot = ((x >> 20) % 5000) as u32;
             if x & (1 << 40) != 0 {
-                if model.insert((tag, slot)) {
+                if x & (1 << 41) != 0 {
+                    // The absence check and the insertion in one walk.
+                    let fresh = !model.contains(&(tag, slot));
+                    assert_eq!(ix.insert_unless(tag, slot, |c| c == slot), fresh);
+                    model.insert((tag, slot));
+                } else if model.insert((tag, slot)) {
                     ix.insert(tag, slot);
                 }
             } else {

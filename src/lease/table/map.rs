@@ -74,6 +74,15 @@ impl Region {
             .advise_range(memmap2::Advice::PopulateRead, start, end - start);
     }
 
+    /// Ask for the mapping to be backed by large page-cache folios (2 MiB where the file system
+    /// and the kernel allow it): one page fault and one TLB entry per folio instead of per
+    /// 4 KiB page as new records are written. Dirty tracking and write-back then work per folio,
+    /// so the table asks only where no write-back waits on it (`Durability::Mapped`). Advisory:
+    /// an error (a kernel without transparent huge pages) leaves 4 KiB pages.
+    pub fn advise_huge(&self) {
+        let _ = self._map.advise(memmap2::Advice::HugePage);
+    }
+
     /// Tell the kernel the whole backed file will be read in order (open scan), so read-ahead
     /// of a cold file is aggressive. Advisory.
     pub fn advise_sequential(&self) {

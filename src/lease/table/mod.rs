@@ -380,26 +380,44 @@ fn key_slot(key: &BindingKey<'_>, n: usize) -> (u32, usize) {
 /// buckets and records it prefetches (three cache lines a key, 192 KiB) stay in the L2 cache.
 const BATCH: usize = 1024;
 
-/// One chunk of a batched call, grouped by key shard (see [`Inner::prepare_batch`]). Large
-/// (28 KiB): each thread keeps one and reuses it ([`with_batch`]), so a call neither zeroes
-/// nor moves it.
+/// One chunk of a batched call: its keys grouped by key shard, and what `allocate_many` works
+/// out for them before taking locks. Large (64 KiB): each thread keeps one and reuses it
+/// ([`with_batch`]), so a call neither zeroes nor moves it.
 struct ShardBatch {
+    keys: KeyBatch,
+    /// By position, for `allocate_many`: the address an IA_NA request tries first, with its
+    /// resource index tag and shard.
+    first: [Option<(Resource, u32, u32)>; BATCH],
+}
+
+/// The keys of a chunk, grouped by key shard (see [`Inner::prepare_batch`]).
+struct KeyBatch {
     /// Key hash tag of each key, by position in the chunk.
     tags: [u32; BATCH],
     /// (shard, position in the chunk) of the valid keys, by shard, in key order within one.
     order: [(u32, u32); BATCH],
     len: usize,
-    /// By position: the only slot the key's shard index held under its tag when
-    /// [`Inner::run_batch`] probed it, or [`NO_SLOT`] (none, or several).
-    only: [u32; BATCH],
+    /// By position: what the key's shard index held under its tag when [`Inner::run_batch`]
+    /// probed it.
+    probed: [Probed; BATCH],
     /// Scratch of the counting sort: the valid keys in key order, and where each shard's
     /// group starts.
     unsorted: [(u32, u32); BATCH],
     starts: [u16; header::MAX_SHARDS as usize + 1],
 }
 
-/// No slot (see [`ShardBatch::only`]).
-const NO_SLOT: u32 = u32::MAX;
+/// What a key shard's index held under a key's tag when [`Inner::run_batch`] probed it, the
+/// shard locked from the probe to the key's turn. A key whose tag an earlier key of its group
+/// also carries is `Several`: the earlier key's turn may file a record under the tag.
+#[derive(Debug, Clone, Copy)]
+enum Probed {
+    /// No record: the key has no binding in the table.
+    None,
+    /// Exactly one record, in this slot.
+    Only(u32),
+    /// More than one (or unknown, see above): probe again.
+    Several,
+}
 
 /// A shard group of a batch whose shard is locked: the guard, the shard, its keys.
 type HeldGroup<'a> = (MutexGuard<'a, KeyShard>, usize, &'a [(u32, u32)]);
@@ -414,12 +432,15 @@ thread_local! {
 fn with_batch<R>(f: impl FnOnce(&mut ShardBatch) -> R) -> R {
     fn fresh() -> Box<ShardBatch> {
         Box::new(ShardBatch {
-            tags: [0; BATCH],
-            order: [(0, 0); BATCH],
-            len: 0,
-            only: [NO_SLOT; BATCH],
-            unsorted: [(0, 0); BATCH],
-            starts: [0; header::MAX_SHARDS as usize + 1],
+            keys: KeyBatch {
+                tags: [0; BATCH],
+                order: [(0, 0); BATCH],
+                len: 0,
+                probed: [Probed::Several; BATCH],
+                unsorted: [(0, 0); BATCH],
+                starts: [0; header::MAX_SHARDS as usize + 1],
+            },
+            first: [None; BATCH],
         })
     }
     BATCH_SCRATCH.with(|cell| match cell.try_borrow_mut() {
@@ -643,6 +664,9 @@ impl Inner {
     // ----- slots ---------------------------------------------------------------------------
 
     fn release_deferred(&self, ks: &mut KeyShard) {
+        if ks.deferred.is_empty() {
+            return;
+        }
         let durable = self.durable.durable_epoch.load(Ordering::Acquire);
         while let Some(&(epoch, slot)) = ks.deferred.front() {
             if epoch >= durable {
@@ -693,8 +717,12 @@ impl Inner {
     /// The slot at shard-local position `pos` of `shard`.
     #[inline]
     fn local_slot(&self, shard: usize, pos: u64) -> u32 {
-        let c = u64::from(self.geo.chunk_records);
-        let slot = (shard as u64 + (pos / c) * u64::from(self.geo.shards)) * c + pos % c;
+        // Positions are below slot numbers, so they fit 32 bits: a 32-bit division (this is on
+        // every grant's path, and a 64-bit one costs several times more on some cores).
+        let pos = u32::try_from(pos).expect("slot position fits 32 bits");
+        let c = self.geo.chunk_records;
+        let slot = (shard as u64 + u64::from(pos / c) * u64::from(self.geo.shards)) * u64::from(c)
+            + u64::from(pos % c);
         u32::try_from(slot).expect("slot number fits 32 bits")
     }
 
@@ -814,6 +842,7 @@ impl Inner {
         }
     }
 
+    #[inline]
     fn account(ks: &mut KeyShard, pool: u32, old: Option<BindingState>, new: Option<BindingState>) {
         let was = old == Some(BindingState::Active);
         let is = new == Some(BindingState::Active);
@@ -1024,7 +1053,11 @@ impl Inner {
 
     /// Insert a new binding of `rec.resource`, which the caller has checked is free of
     /// bindings (under the resource shard lock that `claim` takes) or reserved in a bitmap.
-    /// Returns false (and writes nothing) if the resource index has it after all.
+    /// Returns false (and writes nothing) if the resource index has it after all. `rloc` is
+    /// the resource's [`Inner::rshard`]; `seq` a sequence number reserved for this update
+    /// (else one is drawn).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn claim(
         &self,
         ks: &mut KeyShard,
@@ -1032,6 +1065,8 @@ impl Inner {
         ktag: u32,
         rec: &mut Record,
         duid: &[u8],
+        (rtag, rsi): (u32, usize),
+        seq: Option<u64>,
     ) -> Result<bool, StoreError> {
         let slot = self.alloc_slot(ks, shard)?;
         let inline = match self.write_duid(ks, shard, duid) {
@@ -1042,20 +1077,25 @@ impl Inner {
             }
         };
         rec.duid_inline = inline;
-        let (rtag, rsi) = self.rshard(rec.resource);
+        rec.seq = seq.unwrap_or_else(|| self.next_seq());
+        let bytes = rec.encode();
         {
             let mut rs = lock(&self.rshards[rsi]);
-            if self.find_res(&rs, rtag, rec.resource).is_some() {
+            // The absence check and the index entry in one walk; the record is written while
+            // the resource shard is still locked (before anyone can read the entry), so no one
+            // else can bind the resource between the check and the record reaching the
+            // mapping.
+            let res = rec.resource;
+            if !rs
+                .res
+                .insert_unless(rtag, slot, |s| self.identity(s).1 == res)
+            {
                 drop(rs);
                 self.free_ext(ks, rec);
                 ks.free.push(slot);
                 return Ok(false);
             }
-            // Written while the resource shard is locked, so no one else can bind it between
-            // the check and the record reaching the mapping.
-            rec.seq = self.next_seq();
-            self.write_record(slot, &rec.encode());
-            rs.res.insert(rtag, slot);
+            self.write_record(slot, &bytes);
             self.rshards[rsi].publish(&rs);
         }
         ks.keys.insert(ktag, slot);
@@ -1198,7 +1238,7 @@ impl Inner {
             }
             rec.resource = r;
             if commit {
-                self.claim(ks, shard, ktag, rec, req.key.duid)
+                self.claim(ks, shard, ktag, rec, req.key.duid, self.rshard(r), None)
             } else {
                 Ok(!self.is_bound(r))
             }
@@ -1295,7 +1335,8 @@ impl Inner {
         for u in first..first + size {
             bits.set_used(u);
         }
-        match self.claim(ks, shard, ktag, rec, req.key.duid) {
+        let rloc = self.rshard(rec.resource);
+        match self.claim(ks, shard, ktag, rec, req.key.duid, rloc, None) {
             Ok(true) => Ok(()),
             Ok(false) => {
                 // The bitmap said free but the resource index has it: the bitmap is the
@@ -1361,7 +1402,15 @@ impl Inner {
                 return Err(StoreError::Conflict);
             }
         }
-        if !self.claim(ks, shard, ktag, &mut rec, key.duid)? {
+        if !self.claim(
+            ks,
+            shard,
+            ktag,
+            &mut rec,
+            key.duid,
+            self.rshard(resource),
+            None,
+        )? {
             return Err(StoreError::Conflict);
         }
         if let (Some(bits), Some((_, (first, n)))) = (bits.as_mut(), units.as_ref()) {
@@ -1536,7 +1585,7 @@ impl Inner {
     fn prepare_batch<'k>(
         &self,
         keys: impl ExactSizeIterator<Item = &'k BindingKey<'k>>,
-        b: &mut ShardBatch,
+        b: &mut KeyBatch,
     ) {
         assert!(keys.len() <= BATCH);
         let n = self.kshards.len();
@@ -1567,58 +1616,63 @@ impl Inner {
         }
     }
 
-    /// Run `act(shard, position, tag, only)` on every key of a prepared chunk, in shard order
+    /// Run `act(shard, position, tag, probed)` on every key of a prepared chunk, in shard order
     /// and key order within a shard, with one lock per shard: under the lock of a group's
     /// shard its keys are probed and their records prefetched, then the previous group, whose
     /// shard is still locked, is acted on. The cache misses of one group so overlap the work
-    /// on the one before. `only` is the key's [`ShardBatch::only`]: the probe and `act` run
-    /// under one lock hold, so it stays true for as long as `act` itself changes no key index.
+    /// on the one before. `probed` is the key's [`KeyBatch::probed`]: the probe and `act`
+    /// run under one lock hold, and a key whose tag an earlier key of the group carries is
+    /// [`Probed::Several`], so it stays true whatever `act` files under other keys' tags.
     /// This is the only place that holds two key shards at once, and it takes them in
     /// ascending order (see the lock order in `docs/lease-table.md`).
     fn run_batch(
         &self,
-        b: &mut ShardBatch,
+        b: &mut KeyBatch,
         mut locked: impl FnMut(&KeyShard, usize, usize),
-        mut act: impl FnMut(&mut KeyShard, usize, usize, u32, Option<u32>),
+        mut act: impl FnMut(&mut KeyShard, usize, usize, u32, Probed),
     ) {
-        let (order, tags, only) = (&b.order[..b.len], &b.tags, &mut b.only);
-        let mut run = |held: HeldGroup<'_>, only: &[u32; BATCH]| {
+        let (order, tags, probed) = (&b.order[..b.len], &b.tags, &mut b.probed);
+        let mut run = |held: HeldGroup<'_>, probed: &[Probed; BATCH]| {
             let (mut ks, shard, group) = held;
             for &(_, i) in group {
                 let i = i as usize;
-                act(
-                    &mut ks,
-                    shard,
-                    i,
-                    tags[i],
-                    Some(only[i]).filter(|&s| s != NO_SLOT),
-                );
+                act(&mut ks, shard, i, tags[i], probed[i]);
             }
         };
         let mut prev: Option<HeldGroup<'_>> = None;
         for group in order.chunk_by(|a, b| a.0 == b.0) {
             let shard = group[0].0 as usize;
             let ks = lock(&self.kshards[shard]);
+            // Tags seen earlier in the group (a filter: a false hit only costs a probe).
+            let mut seen = [0u64; 16];
             for &(_, i) in group {
                 let i = i as usize;
+                let bit = tags[i] as usize % 1024;
+                let repeated = seen[bit / 64] & (1 << (bit % 64)) != 0;
+                seen[bit / 64] |= 1 << (bit % 64);
                 let mut found = 0;
-                let mut slot0 = NO_SLOT;
+                let mut slot0 = 0;
                 ks.keys.find(tags[i], |slot| {
                     self.region.prefetch(self.slot_offset(slot), RECORD_SIZE);
                     found += 1;
                     slot0 = slot;
                     None::<()>
                 });
-                only[i] = if found == 1 { slot0 } else { NO_SLOT };
+                probed[i] = match found {
+                    _ if repeated => Probed::Several,
+                    0 => Probed::None,
+                    1 => Probed::Only(slot0),
+                    _ => Probed::Several,
+                };
             }
             locked(&ks, shard, group.len());
             if let Some(held) = prev.take() {
-                run(held, only);
+                run(held, probed);
             }
             prev = Some((ks, shard, group));
         }
         if let Some(held) = prev {
-            run(held, only);
+            run(held, probed);
         }
     }
 
@@ -1638,12 +1692,17 @@ impl Inner {
         for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
             out.fill(None);
             with_batch(|b| {
+                let b = &mut b.keys;
                 self.prepare_batch(keys.iter(), b);
                 let mut seq = self.next_seq.fetch_add(b.len as u64, Ordering::Relaxed);
                 self.run_batch(
                     b,
                     |_, _, _| {},
-                    |ks, shard, i, tag, only| {
+                    |ks, shard, i, tag, probed| {
+                        let only = match probed {
+                            Probed::Only(slot) => Some(slot),
+                            Probed::None | Probed::Several => None,
+                        };
                         out[i] = self.renew_locked(
                             ks,
                             shard,
@@ -1675,6 +1734,7 @@ impl Inner {
         for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
             out.fill(None);
             with_batch(|b| {
+                let b = &mut b.keys;
                 self.prepare_batch(keys.iter(), b);
                 self.run_batch(
                     b,
@@ -1692,7 +1752,10 @@ impl Inner {
     /// [`LeaseTable::allocate_many`]: per chunk, [`Inner::prepare_batch`] prefetches the key
     /// index buckets, then the resource index bucket of each address request's first
     /// candidate is prefetched too, then [`Inner::run_batch`] allocates each shard's requests
-    /// in order. The misses of a chunk so overlap instead of adding up.
+    /// in order. The misses of a chunk so overlap instead of adding up. A new client's first
+    /// candidate (the common case: its key probed absent, the address not reserved) is
+    /// claimed straight away with what the first pass computed; anything else, or a first
+    /// candidate found bound, goes the way of [`Inner::allocate`].
     fn allocate_many(
         &self,
         reqs: &[AllocRequest<'_>],
@@ -1702,29 +1765,65 @@ impl Inner {
         for (reqs, out) in reqs.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
             out.fill(None);
             with_batch(|b| {
+                let ShardBatch {
+                    keys: b,
+                    first: firsts,
+                } = b;
                 self.prepare_batch(reqs.iter().map(|r| &r.key), b);
                 for &(_, i) in &b.unsorted[..b.len] {
                     let req = &reqs[i as usize];
-                    if req.pool.ia_type == IaType::Na && req.pool.count > 0 {
-                        // The address `allocate_na` tries first.
-                        let first = na_hint(req).or_else(|| {
-                            let k =
-                                hash::na_candidate(req.key.duid, req.key.iaid, 0, req.pool.count);
-                            req.pool.nth(k)
-                        });
-                        if let Some(res) = first {
-                            let (rtag, rsi) = self.rshard(res);
-                            self.rshards[rsi].prefetch_bucket(rtag);
-                        }
+                    firsts[i as usize] = None;
+                    if req.pool.ia_type != IaType::Na || req.pool.count == 0 {
+                        continue;
+                    }
+                    // The address `allocate_na` tries first.
+                    let first = na_hint(req).or_else(|| {
+                        let k = hash::na_candidate(req.key.duid, req.key.iaid, 0, req.pool.count);
+                        req.pool.nth(k)
+                    });
+                    if let Some(res) = first {
+                        let (rtag, rsi) = self.rshard(res);
+                        self.rshards[rsi].prefetch_bucket(rtag);
+                        firsts[i as usize] = Some((res, rtag, rsi as u32));
                     }
                 }
+                let mut seq = self.next_seq.fetch_add(b.len as u64, Ordering::Relaxed);
                 let fresh = |ks: &KeyShard, shard, n| self.prefetch_free_slots(ks, shard, n);
-                self.run_batch(b, fresh, |ks, shard, i, tag, _| {
+                self.run_batch(b, fresh, |ks, shard, i, tag, probed| {
                     let req = &reqs[i];
-                    out[i] = Some(
-                        self.check_request(req, true)
-                            .and_then(|()| self.allocate_locked(ks, shard, tag, req, true)),
-                    );
+                    let reserved_seq = seq;
+                    seq += 1;
+                    if let Err(e) = self.check_request(req, true) {
+                        out[i] = Some(Err(e));
+                        return;
+                    }
+                    if let (Probed::None, Some((res, rtag, rsi))) = (probed, firsts[i]) {
+                        if !req.reserved.is_reserved(res) {
+                            let mut rec =
+                                self.new_record(&req.key, req.pool.id, res, req.lifetimes, req.now);
+                            let rloc = (rtag, rsi as usize);
+                            match self.claim(
+                                ks,
+                                shard,
+                                tag,
+                                &mut rec,
+                                req.key.duid,
+                                rloc,
+                                Some(reserved_seq),
+                            ) {
+                                Ok(true) => {
+                                    out[i] = Some(Ok(lease_of(&rec)));
+                                    return;
+                                }
+                                Ok(false) => {}
+                                Err(e) => {
+                                    out[i] = Some(Err(e));
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    out[i] = Some(self.allocate_locked(ks, shard, tag, req, true));
                 });
             });
             for o in out.iter_mut().filter(|o| o.is_none()) {

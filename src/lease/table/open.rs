@@ -147,6 +147,9 @@ pub(super) fn open(cfg: TableConfig) -> Result<LeaseTable, TableError> {
         HEADER_BYTES + (nchunks * chunk_bytes) as usize,
     )
     .map_err(io_err("mmap"))?;
+    if cfg.durability == Durability::Mapped {
+        region.advise_huge();
+    }
 
     let nr = geo.shards as usize;
     let pools: HashMap<u32, Arc<PdPool>> = cfg

@@ -1,5 +1,5 @@
 use super::*;
-use crate::lease::{BindingState, NoReservations};
+use crate::lease::{BindingState, NoReservations, Reserved};
 use std::path::PathBuf;
 
 pub(crate) fn tmp_path(name: &str) -> PathBuf {
@@ -616,4 +616,144 @@ fn a_preallocation_beyond_memory_is_a_clear_error() {
     let msg = err.to_string();
     assert!(msg.contains("preallocating 1099511627776 leases"), "{msg}");
     assert!(std::fs::metadata(&p).map_or(0, |m| m.len()) < 1 << 20);
+}
+
+struct ReserveSet(Vec<Resource>);
+impl Reserved for ReserveSet {
+    fn is_reserved(&self, r: Resource) -> bool {
+        self.0.contains(&r)
+    }
+}
+
+#[test]
+fn batched_allocation_takes_the_short_way_only_when_one_at_a_time_would() {
+    // `allocate_many` claims a new client's first candidate straight away; everything else
+    // (returning clients, reserved or bound first candidates, hints, long DUIDs, a key twice,
+    // one DUID with two IAIDs) must come out as `allocate` one at a time gives it.
+    let pool = PoolSpec {
+        count: 1 << 40,
+        ..na_pool()
+    };
+    let duids: Vec<Vec<u8>> = (0..400u32)
+        .map(|i| {
+            let mut d = [&[0, 4][..], &i.to_be_bytes()].concat();
+            if i % 9 == 0 {
+                d.resize(40, i as u8); // a long DUID: extension records
+            }
+            d
+        })
+        .collect();
+    let first = |d: &[u8], iaid: u32| {
+        pool.nth(hash::na_candidate(d, iaid, 0, pool.count))
+            .unwrap()
+    };
+    // Every 7th client's first candidate is reserved; client 3's first candidate is what
+    // client 1 hints at, so client 1 takes it (hints go first) wherever the batch puts them.
+    let reserved = ReserveSet((0..400).step_by(7).map(|i| first(&duids[i], 1)).collect());
+    let mut reqs: Vec<AllocRequest<'_>> = Vec::new();
+    let mut hinter = 0;
+    for (i, d) in duids.iter().enumerate() {
+        let mut r = req(d, 1, &pool, 50);
+        r.reserved = &reserved;
+        if i % 5 == 0 {
+            // A hint in the pool, one outside it.
+            r.hint = Some(if i % 10 == 0 {
+                pool.nth(1_000_000 + i as u64).unwrap()
+            } else {
+                Resource::address("2001:db9::1".parse().unwrap())
+            });
+        }
+        if i == 1 {
+            r.hint = Some(first(&duids[3], 1));
+            hinter = reqs.len();
+        }
+        reqs.push(r);
+        if i % 13 == 0 {
+            // The same key again, next to itself, after another address: it keeps the one
+            // it was just given.
+            let mut again = r;
+            again.hint = match r.hint {
+                Some(_) => None,
+                None => Some(pool.nth(2_000_000 + i as u64).unwrap()),
+            };
+            reqs.push(again);
+            // Its other IA (no hint: two keys after one address are served in key-shard
+            // order by a batch, see docs/lease-table.md).
+            let mut other = r;
+            other.key.iaid = 2;
+            other.hint = None;
+            reqs.push(other);
+        }
+    }
+    let open = |name: &str| {
+        let t = LeaseTable::open(small_cfg(tmp_path(name))).unwrap();
+        // Returning clients: bound before the batch.
+        for r in reqs.iter().step_by(17) {
+            t.allocate(r, true).unwrap();
+        }
+        t
+    };
+    let one = open("short-one");
+    let want: Vec<_> = reqs.iter().map(|r| one.allocate(r, true)).collect();
+    let many = open("short-many");
+    let mut out = vec![None; reqs.len()];
+    many.allocate_many(&reqs, &mut out);
+    let got: Vec<_> = out.into_iter().map(Option::unwrap).collect();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "request {i}");
+    }
+    assert!(got
+        .iter()
+        .all(|g| g.as_ref().is_ok_and(|l| !reserved.is_reserved(l.resource))));
+    assert_eq!(got[hinter].unwrap().resource, first(&duids[3], 1));
+    assert_eq!(many.len(), one.len());
+}
+
+#[test]
+fn batched_allocation_with_colliding_candidates_never_grants_twice() {
+    // A pool small enough that many clients' candidates collide, a third of its addresses
+    // reserved, some clients returning: whatever order the batch serves them in, no address
+    // goes to two clients or to a reservation, a returning client keeps its address, and the
+    // table after reopen holds exactly the grants.
+    let p = tmp_path("batch-collide");
+    let pool = PoolSpec {
+        count: 600,
+        ..na_pool()
+    };
+    let reserved = ReserveSet((0..600).step_by(3).map(|k| pool.nth(k).unwrap()).collect());
+    let duids: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| [&[0, 3][..], &i.to_be_bytes()].concat())
+        .collect();
+    let reqs: Vec<AllocRequest<'_>> = duids
+        .iter()
+        .map(|d| AllocRequest {
+            reserved: &reserved,
+            ..req(d, 1, &pool, 10)
+        })
+        .collect();
+    let t = LeaseTable::open(small_cfg(p.clone())).unwrap();
+    let before: HashMap<usize, Resource> = (0..300)
+        .step_by(11)
+        .map(|i| (i, t.allocate(&reqs[i], true).unwrap().resource))
+        .collect();
+    let mut out = vec![None; reqs.len()];
+    t.allocate_many(&reqs, &mut out);
+    let mut owner: HashMap<Resource, usize> = HashMap::new();
+    for (i, o) in out.iter().enumerate() {
+        let l = o.unwrap().unwrap_or_else(|e| panic!("request {i}: {e:?}"));
+        assert!(pool.contains(l.resource) && !reserved.is_reserved(l.resource));
+        assert_eq!(owner.insert(l.resource, i), None, "{:?} twice", l.resource);
+        if let Some(r) = before.get(&i) {
+            assert_eq!(l.resource, *r, "returning client {i}");
+        }
+    }
+    drop(t);
+    let t = LeaseTable::open(small_cfg(p)).unwrap();
+    assert_eq!(t.len(), 300);
+    for (r, &i) in &owner {
+        assert_eq!(
+            t.lookup(&reqs[i].key, &pool, 20).map(|l| l.resource),
+            Some(*r)
+        );
+    }
 }
