@@ -184,7 +184,6 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
         only.split(',')
             .all(|o| o.starts_with("allocate_many") || o.starts_with("preallocated"))
     }) {
-        allocate_lines(dir, n);
         return;
     }
     let path = dir.join(format!("bench-{n}.leases"));
@@ -358,8 +357,6 @@ fn bench_size(dir: &Path, n: u64, cold: bool) {
     );
     drop(t);
     let _ = std::fs::remove_file(&path);
-
-    allocate_lines(dir, n);
 }
 
 /// Allocate-new in batches (the new clients of an RX batch, or of several), each into a fresh
@@ -625,8 +622,12 @@ fn main() {
         for &n in &sizes {
             bench_size(&dir, n, cold);
         }
-        // After every size: freeing these large buffers raises the allocator's mmap threshold,
-        // which would inflate the resident figures of a later size.
+        // After every size: freeing these large buffers (the preallocated tables' indexes
+        // too) raises the allocator's mmap threshold, which would inflate the resident
+        // figures of a later size.
+        for &n in &sizes {
+            allocate_lines(&dir, n);
+        }
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for &n in &sizes {
             memory_ceiling(n, n.min(4_000_000), &mut rng, false);

@@ -9,12 +9,42 @@
 //! not a power of two (home bucket by multiply-shift), so a table sized at open is exactly 80 %
 //! full and growth is by half: memory per entry stays near 10-13 bytes.
 
+use super::map::ArenaSlice;
+
 const EMPTY: u64 = u64::MAX;
 const MIN_CAPACITY: usize = 16;
 
 pub struct Index {
-    entries: Vec<u64>,
+    entries: Entries,
     len: usize,
+}
+
+/// Where an index's entries live: the heap, or (an index sized at open) the table's arena
+/// (`map::carve`).
+enum Entries {
+    Heap(Vec<u64>),
+    Arena(ArenaSlice),
+}
+
+impl std::ops::Deref for Entries {
+    type Target = [u64];
+    #[inline]
+    fn deref(&self) -> &[u64] {
+        match self {
+            Entries::Heap(v) => v,
+            Entries::Arena(a) => a,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Entries {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u64] {
+        match self {
+            Entries::Heap(v) => v,
+            Entries::Arena(a) => a,
+        }
+    }
 }
 
 #[inline]
@@ -52,7 +82,17 @@ impl Default for Index {
 impl Index {
     pub fn with_capacity(n: usize) -> Self {
         Index {
-            entries: vec![EMPTY; Self::capacity_for(n)],
+            entries: Entries::Heap(vec![EMPTY; Self::capacity_for(n)]),
+            len: 0,
+        }
+    }
+
+    /// An empty index in `slice` (carved for [`Index::capacity_for`] of what it is sized
+    /// for). It moves to the heap if it ever grows.
+    pub fn in_arena(mut slice: ArenaSlice) -> Self {
+        slice.fill(EMPTY);
+        Index {
+            entries: Entries::Arena(slice),
             len: 0,
         }
     }
@@ -218,8 +258,8 @@ impl Index {
 
     fn grow(&mut self) {
         let new_cap = self.entries.len() + self.entries.len() / 2;
-        let old = std::mem::replace(&mut self.entries, vec![EMPTY; new_cap]);
-        for e in old {
+        let old = std::mem::replace(&mut self.entries, Entries::Heap(vec![EMPTY; new_cap]));
+        for &e in old.iter() {
             if e != EMPTY {
                 self.insert_no_grow(e);
             }
@@ -338,6 +378,41 @@ mod tests {
             want.sort_unstable();
             assert_eq!(seen, want, "tag {t}");
         }
+    }
+
+    #[test]
+    fn indexes_in_one_arena_keep_apart_and_grow_out_of_it() {
+        // Three indexes carved from one arena: each holds only its own entries, and one that
+        // outgrows its slice moves to the heap with all of them.
+        let sizes = [Index::capacity_for(100), Index::capacity_for(5000), 16];
+        let mut ixs: Vec<Index> = super::super::map::carve(&sizes)
+            .unwrap()
+            .into_iter()
+            .map(Index::in_arena)
+            .collect();
+        for (k, ix) in ixs.iter_mut().enumerate() {
+            assert_eq!(ix.heap_bytes(), sizes[k] * 8);
+            for slot in 0..(1000 * (k as u32 + 1)) {
+                ix.insert(
+                    super::super::hash::fmix64(u64::from(slot)) as u32,
+                    slot + 1_000_000 * k as u32,
+                );
+            }
+        }
+        for (k, ix) in ixs.iter().enumerate() {
+            let n = 1000 * (k as u32 + 1);
+            assert_eq!(ix.len(), n as usize);
+            for slot in 0..n {
+                let tag = super::super::hash::fmix64(u64::from(slot)) as u32;
+                let want = slot + 1_000_000 * k as u32;
+                assert_eq!(ix.find(tag, |c| (c == want).then_some(())), Some(()));
+            }
+            assert!(ix.iter().all(|(_, s)| s / 1_000_000 == k as u32));
+            ix.check_order();
+        }
+        // The first and last grew out of their slices; the middle one did not.
+        assert!(ixs[0].heap_bytes() > sizes[0] * 8 && ixs[2].heap_bytes() > sizes[2] * 8);
+        assert_eq!(ixs[1].heap_bytes(), sizes[1] * 8);
     }
 
     #[test]

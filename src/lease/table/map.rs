@@ -1,4 +1,5 @@
-//! The memory mapping of the lease file: the only module of the lease table with `unsafe`.
+//! The memory mapping of the lease file, and the anonymous mapping the indexes sized at open
+//! live in: the only module of the lease table with `unsafe`.
 //!
 //! The file is mapped once with a fixed *virtual* length (`max_bytes`, the configured maximum
 //! size of the file), larger than the file itself. The file grows with `fallocate`, which both
@@ -21,6 +22,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use super::record::{Words, RECORD_SIZE};
 
@@ -284,5 +286,95 @@ pub fn lock_exclusive(file: &File) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// Transparent huge page size.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Anonymous memory the indexes sized at open live in, asked to be backed by transparent huge
+/// pages (`MADV_HUGEPAGE`): a batched call touches buckets all over every shard's index, and
+/// with 4 KiB pages most of those touches also miss the TLB (an index per shard is far below
+/// the 2 MiB a huge page needs, so one mapping holds them all). Where the kernel gives no huge
+/// pages it is plain memory, as a `Vec` would be.
+struct Arena {
+    /// Kept for its `Drop` (munmap); the slices point into it.
+    _map: memmap2::MmapMut,
+}
+
+/// One index's part of an [`Arena`]: `len` entries, owned exclusively.
+pub struct ArenaSlice {
+    _arena: Arc<Arena>,
+    ptr: *mut u64,
+    len: usize,
+}
+
+// SAFETY: a slice owns its range of the arena exclusively (ranges are carved once and never
+// overlap; `ArenaSlice` is not `Clone`), like a `Vec<u64>` owns its buffer, and the arena
+// lives as long as any slice of it.
+unsafe impl Send for ArenaSlice {}
+// SAFETY: as above; shared access only reads.
+unsafe impl Sync for ArenaSlice {}
+
+/// Carve one zeroed slice of `sizes[i]` entries per index out of one new arena.
+pub fn carve(sizes: &[usize]) -> io::Result<Vec<ArenaSlice>> {
+    let total = sizes
+        .iter()
+        .try_fold(0usize, |a, &n| a.checked_add(n))
+        .and_then(|n| n.checked_mul(8))
+        .and_then(|b| b.checked_add(HUGE_PAGE))
+        .ok_or_else(|| io::Error::other("index arena too large"))?;
+    // One huge page more than needed, so the slices can start on a huge-page boundary.
+    let mut map = memmap2::MmapOptions::new().len(total).map_anon()?;
+    let _ = map.advise(memmap2::Advice::HugePage);
+    let base = map.as_mut_ptr();
+    let skip = base.align_offset(HUGE_PAGE);
+    let arena = Arc::new(Arena { _map: map });
+    let mut at = skip;
+    let mut out = Vec::with_capacity(sizes.len());
+    for &n in sizes {
+        out.push(ArenaSlice {
+            _arena: arena.clone(),
+            // SAFETY: `at + 8 * n` stays within the mapping: the sizes sum to `total` less the
+            // huge page of slack, and `skip` is below a huge page.
+            ptr: unsafe { base.add(at) }.cast::<u64>(),
+            len: n,
+        });
+        at += 8 * n;
+    }
+    Ok(out)
+}
+
+impl std::ops::Deref for ArenaSlice {
+    type Target = [u64];
+    #[inline]
+    fn deref(&self) -> &[u64] {
+        // SAFETY: `ptr..ptr + len` lies in the live anonymous mapping (kept alive by
+        // `_arena`), 8-byte aligned (huge-page-aligned start, whole entries), initialized (the
+        // kernel zeroes anonymous memory), and owned by this slice alone.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl std::ops::DerefMut for ArenaSlice {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u64] {
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference to the range.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for ArenaSlice {
+    /// Give the slice's whole pages back to the kernel (an index that grew out of its slice,
+    /// or a table being closed): the arena is not unmapped until its last slice goes.
+    fn drop(&mut self) {
+        let start = (self.ptr as usize).next_multiple_of(4096);
+        let end = (self.ptr as usize + self.len * 8) & !4095;
+        if end > start {
+            // SAFETY: `start..end` lies within this slice's range, which no one else uses and
+            // which is not used after this; MADV_DONTNEED on private anonymous memory only
+            // drops its contents (reads would see zeroes).
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        }
     }
 }

@@ -426,16 +426,49 @@ fn scan(inner: &mut Inner, nchunks: u64, records: u64, report: &mut OpenReport) 
         all_buckets.push(buckets);
     }
 
+    // Every index's size is known now: one arena holds them all (see `map::carve`); where
+    // it cannot be had, each index is allocated on its own as before.
+    let res_sizes = (0..nr).map(|r| {
+        all_buckets
+            .iter()
+            .map(|b| b[r].len())
+            .sum::<usize>()
+            .max(res_floor)
+    });
+    let key_sizes = per_shard.iter().map(|sh| {
+        let sh = sh.as_ref().expect("scanned");
+        sh.mains.iter().filter(|m| m.keyed).count().max(key_floor)
+    });
+    let sizes: Vec<usize> = res_sizes
+        .chain(key_sizes)
+        .map(Index::capacity_for)
+        .collect();
+    let slices: Vec<Mutex<Option<map::ArenaSlice>>> = match map::carve(&sizes) {
+        Ok(v) => v.into_iter().map(|s| Mutex::new(Some(s))).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "lease table: no arena for the indexes, allocating each on its own");
+            Vec::new()
+        }
+    };
+    let index_of = |i: usize, n: usize| match slices
+        .get(i)
+        .and_then(|m| m.lock().expect("poisoned").take())
+    {
+        Some(slice) => Index::in_arena(slice),
+        None => Index::with_capacity(n),
+    };
+
     // Phase 2: build the resource indexes; of two records of one resource the newer wins.
     let losers: Vec<Vec<u32>> = std::thread::scope(|sc| {
         let all_buckets = &all_buckets;
+        let index_of = &index_of;
         let hs: Vec<_> = (0..threads)
             .map(|t| {
                 sc.spawn(move || {
                     let mut losers = Vec::new();
                     for r in (t..nr).step_by(threads) {
                         let n: usize = all_buckets.iter().map(|b| b[r].len()).sum();
-                        let mut ix = Index::with_capacity(n.max(res_floor));
+                        let mut ix = index_of(r, n.max(res_floor));
                         for b in all_buckets {
                             for &(tag, slot) in &b[r] {
                                 // Records are read only on a tag match (rare): the build
@@ -481,6 +514,7 @@ fn scan(inner: &mut Inner, nchunks: u64, records: u64, report: &mut OpenReport) 
     // Phase 3: key indexes, free lists, bitmaps; clear dead slots.
     let counts: Vec<(u64, u64, u64, u64)> = std::thread::scope(|sc| {
         let per_shard = &per_shard;
+        let index_of = &index_of;
         let losers = &losers;
         let hs: Vec<_> = (0..threads)
             .map(|t| {
@@ -498,7 +532,8 @@ fn scan(inner: &mut Inner, nchunks: u64, records: u64, report: &mut OpenReport) 
                         };
                         let mut live = vec![false; slots.len()];
                         let mut ks = new_key_shard();
-                        ks.keys = Index::with_capacity(
+                        ks.keys = index_of(
+                            nr + s,
                             sh.mains.iter().filter(|m| m.keyed).count().max(key_floor),
                         );
                         ks.chunks = slots.len() as u64 / u64::from(geo.chunk_records);
