@@ -278,6 +278,7 @@ struct KeyShard {
 struct PoolCounts(Vec<(u32, u64)>);
 
 impl PoolCounts {
+    #[inline]
     fn get_mut(&mut self, pool: u32) -> &mut u64 {
         let i = match self.0.iter().position(|&(p, _)| p == pool) {
             Some(i) => i,
@@ -663,10 +664,16 @@ impl Inner {
 
     // ----- slots ---------------------------------------------------------------------------
 
+    #[inline]
     fn release_deferred(&self, ks: &mut KeyShard) {
-        if ks.deferred.is_empty() {
-            return;
+        if !ks.deferred.is_empty() {
+            self.release_durable(ks);
         }
+    }
+
+    /// [`Inner::release_deferred`] of a non-empty queue (group-commit mode only).
+    #[cold]
+    fn release_durable(&self, ks: &mut KeyShard) {
         let durable = self.durable.durable_epoch.load(Ordering::Acquire);
         while let Some(&(epoch, slot)) = ks.deferred.front() {
             if epoch >= durable {
@@ -678,6 +685,7 @@ impl Inner {
         }
     }
 
+    #[inline]
     fn alloc_slot(&self, ks: &mut KeyShard, shard: usize) -> Result<u32, StoreError> {
         if ks.free.is_empty() {
             self.release_deferred(ks);
