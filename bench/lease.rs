@@ -150,12 +150,25 @@ fn timed_repeat(label: &str, ops: u64, runs: usize, mut f: impl FnMut()) {
     if !selected(label) && !label.contains("allocate-new") {
         return;
     }
+    timed_runs(label, ops, runs, || (), |()| f());
+}
+
+/// [`timed_repeat`] with an untimed `setup` before each run, whose result the run gets and
+/// which is dropped, untimed, after it.
+fn timed_runs<S>(
+    label: &str,
+    ops: u64,
+    runs: usize,
+    mut setup: impl FnMut() -> S,
+    mut f: impl FnMut(&S),
+) {
     let mut walls = Vec::with_capacity(runs);
     for _ in 0..runs {
+        let state = setup();
         let cpu0 = cpu_time();
         let faults0 = minor_faults();
         let start = Instant::now();
-        f();
+        f(&state);
         let wall = start.elapsed();
         let cpu = cpu_time() - cpu0;
         println!(
@@ -166,6 +179,7 @@ fn timed_repeat(label: &str, ops: u64, runs: usize, mut f: impl FnMut()) {
             minor_faults() - faults0
         );
         walls.push(wall);
+        drop(state);
     }
     if runs > 1 {
         walls.sort();
@@ -387,21 +401,26 @@ fn allocate_batched<const B: usize>(dir: &Path, n: u64, prealloc: bool) {
         return;
     }
     let path = dir.join(format!("bench-{n}-many.leases"));
-    let _ = std::fs::remove_file(&path);
-    let mut c = cfg(&path, n, Durability::Mapped);
-    if prealloc {
-        c.initial_records = n;
-    }
-    let start = Instant::now();
-    let t = LeaseTable::open(c).unwrap();
-    if prealloc {
-        println!(
-            "N={n}: open of a new file preallocated for N: {:.2} s",
-            start.elapsed().as_secs_f64()
-        );
-    }
     let pool = pool();
-    timed(&label, n, || {
+    // Each run (`--repeat`) fills a new table.
+    let open = || {
+        let _ = std::fs::remove_file(&path);
+        let mut c = cfg(&path, n, Durability::Mapped);
+        if prealloc {
+            c.initial_records = n;
+        }
+        let start = Instant::now();
+        let t = LeaseTable::open(c).unwrap();
+        if prealloc {
+            println!(
+                "N={n}: open of a new file preallocated for N: {:.2} s",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        t
+    };
+    let runs = *REPEAT.get().unwrap_or(&1);
+    timed_runs(&label, n, runs, open, |t| {
         let mut bufs = [[0u8; 14]; B];
         let mut out: [Option<Result<_, _>>; B] = [None; B];
         let mut i = 0;
@@ -423,9 +442,8 @@ fn allocate_batched<const B: usize>(dir: &Path, n: u64, prealloc: bool) {
             }
             i += m as u64;
         }
+        assert_eq!(t.len(), n);
     });
-    assert_eq!(t.len(), n);
-    drop(t);
     let _ = std::fs::remove_file(&path);
 }
 

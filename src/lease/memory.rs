@@ -516,7 +516,7 @@ impl LeaseStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lease::{NoReservations, Reserved};
+    use crate::lease::{NoReservations, ReserveSet, Reserved};
 
     const LT: Lifetimes = Lifetimes {
         preferred: 100,
@@ -555,13 +555,6 @@ mod tests {
             reserved,
             lifetimes: LT,
             now,
-        }
-    }
-
-    struct ReserveSet(Vec<Resource>);
-    impl Reserved for ReserveSet {
-        fn is_reserved(&self, r: Resource) -> bool {
-            self.0.contains(&r)
         }
     }
 

@@ -123,6 +123,16 @@ impl Reserved for NoReservations {
     }
 }
 
+/// Reservations listed one by one (tests of the stores).
+#[cfg(test)]
+pub(crate) struct ReserveSet(pub Vec<Resource>);
+#[cfg(test)]
+impl Reserved for ReserveSet {
+    fn is_reserved(&self, r: Resource) -> bool {
+        self.0.contains(&r)
+    }
+}
+
 /// A request to pick (and possibly bind) a resource for an IA from a pool.
 #[derive(Clone, Copy)]
 pub struct AllocRequest<'a> {

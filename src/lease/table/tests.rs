@@ -1,5 +1,5 @@
 use super::*;
-use crate::lease::{BindingState, NoReservations, Reserved};
+use crate::lease::{BindingState, NoReservations, ReserveSet, Reserved};
 use std::path::PathBuf;
 
 pub(crate) fn tmp_path(name: &str) -> PathBuf {
@@ -616,13 +616,6 @@ fn a_preallocation_beyond_memory_is_a_clear_error() {
     let msg = err.to_string();
     assert!(msg.contains("preallocating 1099511627776 leases"), "{msg}");
     assert!(std::fs::metadata(&p).map_or(0, |m| m.len()) < 1 << 20);
-}
-
-struct ReserveSet(Vec<Resource>);
-impl Reserved for ReserveSet {
-    fn is_reserved(&self, r: Resource) -> bool {
-        self.0.contains(&r)
-    }
 }
 
 #[test]
