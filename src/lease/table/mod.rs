@@ -1594,6 +1594,7 @@ impl Inner {
         &self,
         keys: impl ExactSizeIterator<Item = &'k BindingKey<'k>>,
         b: &mut KeyBatch,
+        prefetch: bool,
     ) {
         assert!(keys.len() <= BATCH);
         let n = self.kshards.len();
@@ -1603,7 +1604,9 @@ impl Inner {
                 continue;
             }
             let (tag, shard) = key_slot(key, n);
-            self.kshards[shard].prefetch_bucket(tag);
+            if prefetch {
+                self.kshards[shard].prefetch_bucket(tag);
+            }
             b.tags[i] = tag;
             b.unsorted[b.len] = (shard as u32, i as u32);
             b.len += 1;
@@ -1636,6 +1639,7 @@ impl Inner {
     fn run_batch(
         &self,
         b: &mut KeyBatch,
+        mut ahead: impl FnMut(usize, usize, u32),
         mut locked: impl FnMut(&KeyShard, usize, usize),
         mut act: impl FnMut(&mut KeyShard, usize, usize, u32, Probed),
     ) {
@@ -1648,7 +1652,19 @@ impl Inner {
             }
         };
         let mut prev: Option<HeldGroup<'_>> = None;
-        for group in order.chunk_by(|a, b| a.0 == b.0) {
+        let mut groups = order.chunk_by(|a, b| a.0 == b.0).peekable();
+        let mut ahead = |group: &[(u32, u32)]| {
+            for &(shard, i) in group {
+                ahead(shard as usize, i as usize, tags[i as usize]);
+            }
+        };
+        if let Some(first) = groups.peek() {
+            ahead(first);
+        }
+        while let Some(group) = groups.next() {
+            if let Some(next) = groups.peek() {
+                ahead(next);
+            }
             let shard = group[0].0 as usize;
             let ks = lock(&self.kshards[shard]);
             // Tags seen earlier in the group (a filter: a false hit only costs a probe).
@@ -1701,10 +1717,11 @@ impl Inner {
             out.fill(None);
             with_batch(|b| {
                 let b = &mut b.keys;
-                self.prepare_batch(keys.iter(), b);
+                self.prepare_batch(keys.iter(), b, true);
                 let mut seq = self.next_seq.fetch_add(b.len as u64, Ordering::Relaxed);
                 self.run_batch(
                     b,
+                    |_, _, _| {},
                     |_, _, _| {},
                     |ks, shard, i, tag, probed| {
                         let only = match probed {
@@ -1743,9 +1760,10 @@ impl Inner {
             out.fill(None);
             with_batch(|b| {
                 let b = &mut b.keys;
-                self.prepare_batch(keys.iter(), b);
+                self.prepare_batch(keys.iter(), b, true);
                 self.run_batch(
                     b,
+                    |_, _, _| {},
                     |_, _, _| {},
                     |ks, _, i, tag, _| {
                         out[i] = self
@@ -1777,7 +1795,7 @@ impl Inner {
                     keys: b,
                     first: firsts,
                 } = b;
-                self.prepare_batch(reqs.iter().map(|r| &r.key), b);
+                self.prepare_batch(reqs.iter().map(|r| &r.key), b, false);
                 for &(_, i) in &b.unsorted[..b.len] {
                     let req = &reqs[i as usize];
                     firsts[i as usize] = None;
@@ -1791,13 +1809,21 @@ impl Inner {
                     });
                     if let Some(res) = first {
                         let (rtag, rsi) = self.rshard(res);
-                        self.rshards[rsi].prefetch_bucket(rtag);
                         firsts[i as usize] = Some((res, rtag, rsi as u32));
                     }
                 }
                 let mut seq = self.next_seq.fetch_add(b.len as u64, Ordering::Relaxed);
+                // A group ahead of its turn: its key-index buckets and its first candidates'
+                // resource-index buckets (spread over the batch, these misses overlap the
+                // grants of the groups before instead of queueing up front).
+                let ahead = |shard: usize, i: usize, tag| {
+                    self.kshards[shard].prefetch_bucket(tag);
+                    if let Some((_, rtag, rsi)) = firsts[i] {
+                        self.rshards[rsi as usize].prefetch_bucket(rtag);
+                    }
+                };
                 let fresh = |ks: &KeyShard, shard, n| self.prefetch_free_slots(ks, shard, n);
-                self.run_batch(b, fresh, |ks, shard, i, tag, probed| {
+                self.run_batch(b, ahead, fresh, |ks, shard, i, tag, probed| {
                     let req = &reqs[i];
                     let reserved_seq = seq;
                     seq += 1;
