@@ -97,7 +97,8 @@ fn request_with_missing_or_wrong_server_id_is_dropped() {
         panic!("Advertise without Server ID: {adv:?}")
     };
     assert_eq!(sid, &server.duid(), "the Server ID is the persisted DUID");
-    let before = server.stats();
+    // Counters are published by the workers after they answer: wait for the Advertise's.
+    let before = server.wait_stats(Duration::from_secs(3), |s| s.answered() >= 1);
 
     let mut wrong = sid.clone();
     *wrong.last_mut().unwrap() ^= 0xff;
