@@ -1061,11 +1061,7 @@ impl Inner {
 
     /// Insert a new binding of `rec.resource`, which the caller has checked is free of
     /// bindings (under the resource shard lock that `claim` takes) or reserved in a bitmap.
-    /// Returns false (and writes nothing) if the resource index has it after all. `rloc` is
-    /// the resource's [`Inner::rshard`]; `seq` a sequence number reserved for this update
-    /// (else one is drawn).
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
+    /// Returns false (and writes nothing) if the resource index has it after all.
     fn claim(
         &self,
         ks: &mut KeyShard,
@@ -1073,8 +1069,25 @@ impl Inner {
         ktag: u32,
         rec: &mut Record,
         duid: &[u8],
+    ) -> Result<bool, StoreError> {
+        let rloc = self.rshard(rec.resource);
+        let seq = self.next_seq();
+        self.claim_at(ks, shard, ktag, rec, duid, rloc, seq)
+    }
+
+    /// [`Inner::claim`] with the resource's [`Inner::rshard`] (`rloc`) and the update's
+    /// sequence number already known (a batch computes the one and reserves the other).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn claim_at(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        ktag: u32,
+        rec: &mut Record,
+        duid: &[u8],
         (rtag, rsi): (u32, usize),
-        seq: Option<u64>,
+        seq: u64,
     ) -> Result<bool, StoreError> {
         let slot = self.alloc_slot(ks, shard)?;
         let inline = match self.write_duid(ks, shard, duid) {
@@ -1085,7 +1098,7 @@ impl Inner {
             }
         };
         rec.duid_inline = inline;
-        rec.seq = seq.unwrap_or_else(|| self.next_seq());
+        rec.seq = seq;
         let bytes = rec.encode();
         {
             let mut rs = lock(&self.rshards[rsi]);
@@ -1246,7 +1259,7 @@ impl Inner {
             }
             rec.resource = r;
             if commit {
-                self.claim(ks, shard, ktag, rec, req.key.duid, self.rshard(r), None)
+                self.claim(ks, shard, ktag, rec, req.key.duid)
             } else {
                 Ok(!self.is_bound(r))
             }
@@ -1343,8 +1356,7 @@ impl Inner {
         for u in first..first + size {
             bits.set_used(u);
         }
-        let rloc = self.rshard(rec.resource);
-        match self.claim(ks, shard, ktag, rec, req.key.duid, rloc, None) {
+        match self.claim(ks, shard, ktag, rec, req.key.duid) {
             Ok(true) => Ok(()),
             Ok(false) => {
                 // The bitmap said free but the resource index has it: the bitmap is the
@@ -1410,15 +1422,7 @@ impl Inner {
                 return Err(StoreError::Conflict);
             }
         }
-        if !self.claim(
-            ks,
-            shard,
-            ktag,
-            &mut rec,
-            key.duid,
-            self.rshard(resource),
-            None,
-        )? {
+        if !self.claim(ks, shard, ktag, &mut rec, key.duid)? {
             return Err(StoreError::Conflict);
         }
         if let (Some(bits), Some((_, (first, n)))) = (bits.as_mut(), units.as_ref()) {
@@ -1775,13 +1779,13 @@ impl Inner {
         }
     }
 
-    /// [`LeaseTable::allocate_many`]: per chunk, [`Inner::prepare_batch`] prefetches the key
-    /// index buckets, then the resource index bucket of each address request's first
-    /// candidate is prefetched too, then [`Inner::run_batch`] allocates each shard's requests
-    /// in order. The misses of a chunk so overlap instead of adding up. A new client's first
-    /// candidate (the common case: its key probed absent, the address not reserved) is
-    /// claimed straight away with what the first pass computed; anything else, or a first
-    /// candidate found bound, goes the way of [`Inner::allocate`].
+    /// [`LeaseTable::allocate_many`]: per chunk, [`Inner::prepare_batch`] hashes the keys and
+    /// each address request's first candidate is worked out, then [`Inner::run_batch`]
+    /// allocates each shard's requests in order, prefetching the next group's key-index and
+    /// resource-index buckets as it goes, so the misses of a chunk overlap instead of adding
+    /// up. A new client's first candidate (the common case: its key probed absent, the
+    /// address not reserved) is claimed straight away ([`Inner::claim_first`]); anything
+    /// else, or a first candidate found bound, goes the way of [`Inner::allocate`].
     fn allocate_many(
         &self,
         reqs: &[AllocRequest<'_>],
@@ -1827,37 +1831,16 @@ impl Inner {
                     let req = &reqs[i];
                     let reserved_seq = seq;
                     seq += 1;
-                    if let Err(e) = self.check_request(req, true) {
-                        out[i] = Some(Err(e));
-                        return;
-                    }
-                    if let (Probed::None, Some((res, rtag, rsi))) = (probed, firsts[i]) {
-                        if !req.reserved.is_reserved(res) {
-                            let mut rec =
-                                self.new_record(&req.key, req.pool.id, res, req.lifetimes, req.now);
-                            let rloc = (rtag, rsi as usize);
-                            match self.claim(
-                                ks,
-                                shard,
-                                tag,
-                                &mut rec,
-                                req.key.duid,
-                                rloc,
-                                Some(reserved_seq),
-                            ) {
-                                Ok(true) => {
-                                    out[i] = Some(Ok(lease_of(&rec)));
-                                    return;
-                                }
-                                Ok(false) => {}
-                                Err(e) => {
-                                    out[i] = Some(Err(e));
-                                    return;
-                                }
+                    out[i] = Some(self.check_request(req, true).and_then(|()| {
+                        if let (Probed::None, Some(first)) = (probed, firsts[i]) {
+                            if let Some(lease) =
+                                self.claim_first(ks, shard, tag, req, first, reserved_seq)?
+                            {
+                                return Ok(lease);
                             }
                         }
-                    }
-                    out[i] = Some(self.allocate_locked(ks, shard, tag, req, true));
+                        self.allocate_locked(ks, shard, tag, req, true)
+                    }));
                 });
             });
             for o in out.iter_mut().filter(|o| o.is_none()) {
@@ -1865,6 +1848,30 @@ impl Inner {
                 *o = Some(Err(StoreError::Unavailable));
             }
         }
+    }
+
+    /// The short way of [`Inner::allocate_many`] for a new client (its key has no record):
+    /// claim its first candidate `first` (resource, resource tag and shard, as the prepare pass
+    /// computed them) with a reserved sequence number. `None` when that candidate is reserved
+    /// or bound: the request then goes the way of [`Inner::allocate`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn claim_first(
+        &self,
+        ks: &mut KeyShard,
+        shard: usize,
+        ktag: u32,
+        req: &AllocRequest<'_>,
+        (res, rtag, rsi): (Resource, u32, u32),
+        seq: u64,
+    ) -> Result<Option<Lease>, StoreError> {
+        if req.reserved.is_reserved(res) {
+            return Ok(None);
+        }
+        let mut rec = self.new_record(&req.key, req.pool.id, res, req.lifetimes, req.now);
+        let rloc = (rtag, rsi as usize);
+        let claimed = self.claim_at(ks, shard, ktag, &mut rec, req.key.duid, rloc, seq)?;
+        Ok(claimed.then(|| lease_of(&rec)))
     }
 
     fn partner_acked(
@@ -2187,8 +2194,8 @@ impl LeaseTable {
 
     /// [`LeaseStore::allocate`] (a grant, `commit`) for a whole batch of requests (the new
     /// clients of one RX batch): `out[i]` is the grant for `reqs[i]`. Hashes every key and
-    /// prefetches its index bucket and its first candidate's resource bucket before any lock,
-    /// so the cache misses of the batch overlap. Requests with different keys may be served
+    /// works out its first candidate before any lock, and prefetches a shard group's index
+    /// buckets while the group before it is granted, so the cache misses of the batch overlap. Requests with different keys may be served
     /// in another order than given (by key shard), so two of them whose candidates collide may
     /// get each other's address compared with one `allocate` at a time; requests with one key
     /// are served in order. No resource is ever granted twice.

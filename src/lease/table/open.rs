@@ -439,23 +439,22 @@ fn scan(inner: &mut Inner, nchunks: u64, records: u64, report: &mut OpenReport) 
         let sh = sh.as_ref().expect("scanned");
         sh.mains.iter().filter(|m| m.keyed).count().max(key_floor)
     });
-    let sizes: Vec<usize> = res_sizes
-        .chain(key_sizes)
-        .map(Index::capacity_for)
-        .collect();
-    let slices: Vec<Mutex<Option<map::ArenaSlice>>> = match map::carve(&sizes) {
+    // What each index is sized for: resource shards first, then key shards.
+    let sized_for: Vec<usize> = res_sizes.chain(key_sizes).collect();
+    let capacities: Vec<usize> = sized_for.iter().map(|&n| Index::capacity_for(n)).collect();
+    let slices: Vec<Mutex<Option<map::ArenaSlice>>> = match map::carve(&capacities) {
         Ok(v) => v.into_iter().map(|s| Mutex::new(Some(s))).collect(),
         Err(e) => {
             tracing::warn!(error = %e, "lease table: no arena for the indexes, allocating each on its own");
             Vec::new()
         }
     };
-    let index_of = |i: usize, n: usize| match slices
+    let index_of = |i: usize| match slices
         .get(i)
         .and_then(|m| m.lock().expect("poisoned").take())
     {
         Some(slice) => Index::in_arena(slice),
-        None => Index::with_capacity(n),
+        None => Index::with_capacity(sized_for[i]),
     };
 
     // Phase 2: build the resource indexes; of two records of one resource the newer wins.
@@ -467,8 +466,7 @@ fn scan(inner: &mut Inner, nchunks: u64, records: u64, report: &mut OpenReport) 
                 sc.spawn(move || {
                     let mut losers = Vec::new();
                     for r in (t..nr).step_by(threads) {
-                        let n: usize = all_buckets.iter().map(|b| b[r].len()).sum();
-                        let mut ix = index_of(r, n.max(res_floor));
+                        let mut ix = index_of(r);
                         for b in all_buckets {
                             for &(tag, slot) in &b[r] {
                                 // Records are read only on a tag match (rare): the build
@@ -532,10 +530,7 @@ fn scan(inner: &mut Inner, nchunks: u64, records: u64, report: &mut OpenReport) 
                         };
                         let mut live = vec![false; slots.len()];
                         let mut ks = new_key_shard();
-                        ks.keys = index_of(
-                            nr + s,
-                            sh.mains.iter().filter(|m| m.keyed).count().max(key_floor),
-                        );
+                        ks.keys = index_of(nr + s);
                         ks.chunks = slots.len() as u64 / u64::from(geo.chunk_records);
                         for m in &sh.mains {
                             if !losers.is_empty() && losers.contains(&m.slot) {

@@ -30,6 +30,13 @@ fn pd_pool() -> PoolSpec {
     }
 }
 
+/// `n` DUIDs of type `kind`, numbered 0..n.
+fn numbered_duids(n: u32, kind: u8) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| [&[0, kind][..], &i.to_be_bytes()].concat())
+        .collect()
+}
+
 const LT: Lifetimes = Lifetimes {
     preferred: 100,
     valid: 200,
@@ -496,9 +503,7 @@ fn batched_allocation_grants_what_one_at_a_time_grants() {
         count: 1 << 16,
         ..pd_pool()
     };
-    let duids: Vec<Vec<u8>> = (0..300u32)
-        .map(|i| [&[0, 4][..], &i.to_be_bytes()].concat())
-        .collect();
+    let duids = numbered_duids(300, 4);
     let mut reqs: Vec<AllocRequest<'_>> = duids.iter().map(|d| req(d, 7, &big, 50)).collect();
     reqs.extend(duids[..40].iter().map(|d| req(d, 7, &pd, 50)));
     reqs.push(req(&duids[5], 7, &big, 50));
@@ -533,9 +538,7 @@ fn batched_allocation_from_a_small_pool_never_grants_twice() {
         count: 40,
         ..na_pool()
     };
-    let duids: Vec<Vec<u8>> = (0..60u32)
-        .map(|i| [&[0, 4][..], &i.to_be_bytes()].concat())
-        .collect();
+    let duids = numbered_duids(60, 4);
     let mut reqs: Vec<AllocRequest<'_>> = duids.iter().map(|d| req(d, 1, &pool, 10)).collect();
     reqs.insert(17, req(b"", 1, &pool, 10));
     let mut out = vec![None; reqs.len()];
@@ -586,9 +589,7 @@ fn a_preallocated_table_fills_without_growing() {
     .unwrap();
     let before = t.stats();
     assert!(before.slots >= 5000);
-    let duids: Vec<Vec<u8>> = (0..5000u32)
-        .map(|i| [&[0, 4][..], &i.to_be_bytes()].concat())
-        .collect();
+    let duids = numbered_duids(5000, 4);
     let reqs: Vec<AllocRequest<'_>> = duids.iter().map(|d| req(d, 1, &pool, 10)).collect();
     let mut out = vec![None; reqs.len()];
     t.allocate_many(&reqs, &mut out);
@@ -627,15 +628,10 @@ fn batched_allocation_takes_the_short_way_only_when_one_at_a_time_would() {
         count: 1 << 40,
         ..na_pool()
     };
-    let duids: Vec<Vec<u8>> = (0..400u32)
-        .map(|i| {
-            let mut d = [&[0, 4][..], &i.to_be_bytes()].concat();
-            if i % 9 == 0 {
-                d.resize(40, i as u8); // a long DUID: extension records
-            }
-            d
-        })
-        .collect();
+    let mut duids = numbered_duids(400, 4);
+    for (i, d) in duids.iter_mut().enumerate().step_by(9) {
+        d.resize(40, i as u8); // a long DUID: extension records
+    }
     let first = |d: &[u8], iaid: u32| {
         pool.nth(hash::na_candidate(d, iaid, 0, pool.count))
             .unwrap()
@@ -714,9 +710,7 @@ fn batched_allocation_with_colliding_candidates_never_grants_twice() {
         ..na_pool()
     };
     let reserved = ReserveSet((0..600).step_by(3).map(|k| pool.nth(k).unwrap()).collect());
-    let duids: Vec<Vec<u8>> = (0..300u32)
-        .map(|i| [&[0, 3][..], &i.to_be_bytes()].concat())
-        .collect();
+    let duids = numbered_duids(300, 3);
     let reqs: Vec<AllocRequest<'_>> = duids
         .iter()
         .map(|d| AllocRequest {
