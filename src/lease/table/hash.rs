@@ -67,12 +67,23 @@ pub fn hash_step(h: u64, w: u64) -> u64 {
     (h ^ w).wrapping_mul(K).rotate_left(29)
 }
 
+/// Hash of a client's DUID: where its binding keys' hashes ([`key_hash_of`]) and its IA_NA
+/// candidates ([`na_candidate`]) start from, so a grant hashes the DUID bytes once.
+#[inline]
+pub fn duid_hash(duid: &[u8]) -> u64 {
+    hash_bytes(0x6475_6964, duid)
+}
+
 /// Hash of a binding key (DUID, IAID, IA type).
 #[inline]
 pub fn key_hash(duid: &[u8], iaid: u32, ia_type: u8) -> u64 {
-    fmix64(
-        hash_bytes(0x6475_6964, duid) ^ (u64::from(iaid) << 8 | u64::from(ia_type)).wrapping_mul(K),
-    )
+    key_hash_of(duid_hash(duid), iaid, ia_type)
+}
+
+/// [`key_hash`] from the DUID's [`duid_hash`] `d`.
+#[inline]
+pub fn key_hash_of(d: u64, iaid: u32, ia_type: u8) -> u64 {
+    fmix64(d ^ (u64::from(iaid) << 8 | u64::from(ia_type)).wrapping_mul(K))
 }
 
 /// Hash of a resource (address or prefix with its length).
@@ -83,23 +94,39 @@ pub fn resource_hash(addr: u128, len: u8) -> u64 {
     fmix64(hi.wrapping_mul(K) ^ lo.rotate_left(17) ^ u64::from(len))
 }
 
-/// The `probe`-th IA_NA candidate index for a client, out of `count` (RFC 7031 independent
-/// allocation needs both partners to compute the same sequence: it depends only on the DUID,
-/// the IAID and the pool size).
+/// The `probe`-th IA_NA candidate index for a client, out of `count`, from its DUID's
+/// [`duid_hash`] `d` and its IAID (RFC 7031 independent allocation needs both partners to
+/// compute the same sequence: it depends only on the DUID, the IAID and the pool size). The
+/// hash is mapped onto `0..count` by a multiply and a shift (`⌊h·count / 2⁶⁴⌋`), not a
+/// division.
 #[inline]
-pub fn na_candidate(duid: &[u8], iaid: u32, probe: u64, count: u64) -> u64 {
+pub fn na_candidate(d: u64, iaid: u32, probe: u64, count: u64) -> u64 {
     debug_assert!(count > 0);
     let h = fmix64(
-        hash_bytes(0x6e61_5f63, duid)
-            ^ u64::from(iaid).wrapping_mul(K)
+        d ^ 0x6e61_5f63_616e_6469
+            ^ u64::from(iaid).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
             ^ probe.wrapping_mul(0xd6e8_feb8_6659_fd93),
     );
-    h % count
+    ((u128::from(h) * u128::from(count)) >> 64) as u64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PINNED_CANDIDATES: [u64; 4] = [499_381, 193_044, 95_677, 768_369];
+
+    #[test]
+    fn candidates_spread_evenly_over_a_pool() {
+        // 64,000 clients over a pool of 64: every address is some client's first candidate about
+        // equally often (a mapping onto 0..count that favoured some would crowd them).
+        let mut hits = [0u32; 64];
+        for c in 0u32..64_000 {
+            let d = duid_hash(&[&[0, 3, 0, 1][..], &c.to_be_bytes()].concat());
+            hits[na_candidate(d, 1, 0, 64) as usize] += 1;
+        }
+        assert!(hits.iter().all(|&h| (800..1200).contains(&h)), "{hits:?}");
+    }
 
     #[test]
     fn hashes_are_stable() {
@@ -109,10 +136,17 @@ mod tests {
         let a = key_hash(b"\x00\x03\x00\x01\x02\x00\x00\x00\x00\x01", 7, 0);
         let b = key_hash(b"\x00\x03\x00\x01\x02\x00\x00\x00\x00\x01", 7, 1);
         assert_ne!(a, b);
-        assert_eq!(
-            na_candidate(b"abc", 1, 0, 1000),
-            na_candidate(b"abc", 1, 0, 1000)
+        // Pinned: the candidate sequence is what both failover partners compute.
+        let d = duid_hash(b"\x00\x01\x00\x01abcdefghij");
+        let seq: Vec<u64> = (0..4).map(|p| na_candidate(d, 1, p, 1 << 20)).collect();
+        assert_eq!(seq, PINNED_CANDIDATES);
+        assert_ne!(
+            na_candidate(d, 1, 0, u64::MAX),
+            na_candidate(d, 2, 0, u64::MAX)
         );
+        for count in [1, 2, 3, 1000, u64::MAX] {
+            assert!((0..64).all(|p| na_candidate(d, 7, p, count) < count));
+        }
         assert_ne!(resource_hash(1, 128), resource_hash(1, 64));
         // Pinned against the zero-padded little-endian reading of the tail, for every tail
         // length: the record checksum and every shard and candidate depend on these values.

@@ -372,7 +372,13 @@ fn shard_of(low: u32, n: usize) -> usize {
 /// The key index tag of a binding key, and its shard out of `n` key shards.
 #[inline]
 fn key_slot(key: &BindingKey<'_>, n: usize) -> (u32, usize) {
-    let (tag, low) = split(hash::key_hash(key.duid, key.iaid, ia_code(key.ia_type)));
+    key_slot_of(hash::duid_hash(key.duid), key, n)
+}
+
+/// [`key_slot`] from the [`hash::duid_hash`] `d` of the key's DUID.
+#[inline]
+fn key_slot_of(d: u64, key: &BindingKey<'_>, n: usize) -> (u32, usize) {
+    let (tag, low) = split(hash::key_hash_of(d, key.iaid, ia_code(key.ia_type)));
     (tag, shard_of(low, n))
 }
 
@@ -395,6 +401,8 @@ struct ShardBatch {
 struct KeyBatch {
     /// Key hash tag of each key, by position in the chunk.
     tags: [u32; BATCH],
+    /// [`hash::duid_hash`] of each key's DUID, by position (IA_NA candidates start from it).
+    duid_hashes: [u64; BATCH],
     /// (shard, position in the chunk) of the valid keys, by shard, in key order within one.
     order: [(u32, u32); BATCH],
     len: usize,
@@ -435,6 +443,7 @@ fn with_batch<R>(f: impl FnOnce(&mut ShardBatch) -> R) -> R {
         Box::new(ShardBatch {
             keys: KeyBatch {
                 tags: [0; BATCH],
+                duid_hashes: [0; BATCH],
                 order: [(0, 0); BATCH],
                 len: 0,
                 probed: [Probed::Several; BATCH],
@@ -905,7 +914,7 @@ impl Inner {
             return self.rewrite_in_place(ks, shard, ktag, old_slot, old, new);
         }
         let slot = self.alloc_slot(ks, shard)?;
-        self.write_record(slot, &new.encode());
+        self.write_record_words(slot, &new.words());
         let was_keyed = old.state.is_keyed();
         let is_keyed = new.state.is_keyed();
         match (was_keyed, is_keyed) {
@@ -944,7 +953,7 @@ impl Inner {
         old: &Record,
         new: &Record,
     ) -> Result<(), StoreError> {
-        self.write_in_place(ks, shard, slot, &record::to_words(&new.encode()))?;
+        self.write_in_place(ks, shard, slot, &new.words())?;
         match (old.state.is_keyed(), new.state.is_keyed()) {
             (true, false) => assert!(ks.keys.remove(ktag, slot), "key index lost a record"),
             (false, true) => {
@@ -1099,7 +1108,7 @@ impl Inner {
         };
         rec.duid_inline = inline;
         rec.seq = seq;
-        let bytes = rec.encode();
+        let words = rec.words();
         {
             let mut rs = lock(&self.rshards[rsi]);
             // The absence check and the index entry in one walk; the record is written while
@@ -1116,7 +1125,7 @@ impl Inner {
                 ks.free.push(slot);
                 return Ok(false);
             }
-            self.write_record(slot, &bytes);
+            self.write_record_words(slot, &words);
             self.rshards[rsi].publish(&rs);
         }
         ks.keys.insert(ktag, slot);
@@ -1253,6 +1262,7 @@ impl Inner {
         commit: bool,
     ) -> Result<(), StoreError> {
         let pool = req.pool;
+        let d = hash::duid_hash(req.key.duid);
         let mut try_one = |ks: &mut KeyShard, r: Resource| -> Result<bool, StoreError> {
             if req.reserved.is_reserved(r) {
                 return Ok(false);
@@ -1270,13 +1280,13 @@ impl Inner {
             }
         }
         for probe in 0..NA_HASH_PROBES.min(pool.count) {
-            let i = hash::na_candidate(req.key.duid, req.key.iaid, probe, pool.count);
+            let i = hash::na_candidate(d, req.key.iaid, probe, pool.count);
             if try_one(ks, pool.nth(i).expect("candidate in pool"))? {
                 return Ok(());
             }
         }
         if pool.count <= NA_LINEAR_SCAN_MAX {
-            let start = hash::na_candidate(req.key.duid, req.key.iaid, 0, pool.count);
+            let start = hash::na_candidate(d, req.key.iaid, 0, pool.count);
             for k in 1..pool.count {
                 if try_one(ks, pool.nth((start + k) % pool.count).expect("in pool"))? {
                     return Ok(());
@@ -1332,7 +1342,8 @@ impl Inner {
             .map(|(f, _)| f)
             .filter(|&f| block_ok(&bits, f));
         if chosen.is_none() {
-            let start = hash::na_candidate(req.key.duid, req.key.iaid, 0, spec.count);
+            let start =
+                hash::na_candidate(hash::duid_hash(req.key.duid), req.key.iaid, 0, spec.count);
             let mut pos = start;
             // Bounded: every step moves past one block; reservations are few.
             for _ in 0..spec.count / size + 1 {
@@ -1607,11 +1618,13 @@ impl Inner {
             if !valid_key(key) {
                 continue;
             }
-            let (tag, shard) = key_slot(key, n);
+            let d = hash::duid_hash(key.duid);
+            let (tag, shard) = key_slot_of(d, key, n);
             if prefetch {
                 self.kshards[shard].prefetch_bucket(tag);
             }
             b.tags[i] = tag;
+            b.duid_hashes[i] = d;
             b.unsorted[b.len] = (shard as u32, i as u32);
             b.len += 1;
         }
@@ -1808,7 +1821,8 @@ impl Inner {
                     }
                     // The address `allocate_na` tries first.
                     let first = na_hint(req).or_else(|| {
-                        let k = hash::na_candidate(req.key.duid, req.key.iaid, 0, req.pool.count);
+                        let d = b.duid_hashes[i as usize];
+                        let k = hash::na_candidate(d, req.key.iaid, 0, req.pool.count);
                         req.pool.nth(k)
                     });
                     if let Some(res) = first {

@@ -633,7 +633,7 @@ fn batched_allocation_takes_the_short_way_only_when_one_at_a_time_would() {
         d.resize(40, i as u8); // a long DUID: extension records
     }
     let first = |d: &[u8], iaid: u32| {
-        pool.nth(hash::na_candidate(d, iaid, 0, pool.count))
+        pool.nth(hash::na_candidate(hash::duid_hash(d), iaid, 0, pool.count))
             .unwrap()
     };
     // Every 7th client's first candidate is reserved; client 3's first candidate is what
