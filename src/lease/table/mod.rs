@@ -807,15 +807,18 @@ impl Inner {
         rec.write_u8_release(STATE_OFFSET, state as u8);
     }
 
-    /// Write extension records for a long DUID; returns the inline area for the main record.
+    /// Write extension records for a long DUID, and the inline area of its main record into
+    /// `inline`.
     fn write_duid(
         &self,
         ks: &mut KeyShard,
         shard: usize,
         duid: &[u8],
-    ) -> Result<[u8; DUID_INLINE_MAX], StoreError> {
+        inline: &mut [u8; DUID_INLINE_MAX],
+    ) -> Result<(), StoreError> {
         if duid.len() <= DUID_INLINE_MAX {
-            return Ok(Record::inline_duid(duid, [u32::MAX; 2]));
+            Record::fill_inline_duid(inline, duid, [u32::MAX; 2]);
+            return Ok(());
         }
         let rest = &duid[DUID_INLINE_PREFIX..];
         let mut ext = [u32::MAX; 2];
@@ -833,7 +836,8 @@ impl Inner {
             self.write_record(slot, &record::encode_ext(part));
             ext[i] = slot;
         }
-        Ok(Record::inline_duid(duid, ext))
+        Record::fill_inline_duid(inline, duid, ext);
+        Ok(())
     }
 
     fn free_ext(&self, ks: &mut KeyShard, r: &Record) {
@@ -1099,14 +1103,10 @@ impl Inner {
         seq: u64,
     ) -> Result<bool, StoreError> {
         let slot = self.alloc_slot(ks, shard)?;
-        let inline = match self.write_duid(ks, shard, duid) {
-            Ok(i) => i,
-            Err(e) => {
-                ks.free.push(slot);
-                return Err(e);
-            }
-        };
-        rec.duid_inline = inline;
+        if let Err(e) = self.write_duid(ks, shard, duid, &mut rec.duid_inline) {
+            ks.free.push(slot);
+            return Err(e);
+        }
         rec.seq = seq;
         let words = rec.words();
         {

@@ -6,7 +6,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::hash::{fmix64, hash_bytes, hash_start, hash_step};
+use super::hash::{fmix64, hash_bytes, hash_start, hash_step, le_bytes};
 use crate::lease::{BindingState, IaType, Lifetimes, Resource};
 
 pub const RECORD_SIZE: usize = 96;
@@ -173,16 +173,32 @@ impl Record {
     }
 
     /// Build the inline DUID area for `duid` (whose extension slots, if any, are `ext`).
+    #[cfg(test)]
     pub fn inline_duid(duid: &[u8], ext: [u32; 2]) -> [u8; DUID_INLINE_MAX] {
         let mut out = [0u8; DUID_INLINE_MAX];
-        if duid.len() <= DUID_INLINE_MAX {
-            out[..duid.len()].copy_from_slice(duid);
+        Self::fill_inline_duid(&mut out, duid, ext);
+        out
+    }
+
+    /// [`Record::inline_duid`] into `out`. A short DUID is stored in the pieces
+    /// [`Record::words`] reads back (4 bytes at 0, then 8 at 4, 12 and 20), each read from
+    /// `duid` with one load where it can: no call to `memcpy`, and each of `words`' loads is
+    /// served by the one store that wrote its bytes (a load spanning several stores waits for
+    /// them to reach the cache).
+    #[inline]
+    pub fn fill_inline_duid(out: &mut [u8; DUID_INLINE_MAX], duid: &[u8], ext: [u32; 2]) {
+        let len = duid.len();
+        if len <= DUID_INLINE_MAX {
+            let word = |at: usize| le_bytes(duid, at.min(len), (at + 8).min(len));
+            out[0..4].copy_from_slice(&(word(0) as u32).to_le_bytes());
+            out[4..12].copy_from_slice(&word(4).to_le_bytes());
+            out[12..20].copy_from_slice(&word(12).to_le_bytes());
+            out[20..28].copy_from_slice(&word(20).to_le_bytes());
         } else {
             out[0..4].copy_from_slice(&ext[0].to_le_bytes());
             out[4..8].copy_from_slice(&ext[1].to_le_bytes());
             out[8..8 + DUID_INLINE_PREFIX].copy_from_slice(&duid[..DUID_INLINE_PREFIX]);
         }
-        out
     }
 
     /// The DUID bytes held inline (all of it, or its prefix for a long DUID).
