@@ -1108,9 +1108,12 @@ impl Inner {
             return Err(e);
         }
         rec.seq = seq;
-        let words = rec.words();
         {
             let mut rs = lock(&self.rshards[rsi]);
+            // Encoded under the lock: the locked instruction that takes it waits for everything
+            // before it, the checksum's long dependency chain included, while after it the
+            // chain overlaps the index walk below.
+            let words = rec.words();
             // The absence check and the index entry in one walk; the record is written while
             // the resource shard is still locked (before anyone can read the entry), so no one
             // else can bind the resource between the check and the record reaching the
