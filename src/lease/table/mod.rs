@@ -261,6 +261,11 @@ struct KeyShard {
     /// Shard-local position of the first never-used slot: every position from here to the end
     /// of the claimed chunks is empty, so fresh slots need no free-list entry.
     fresh: u64,
+    /// The slot number of position `fresh` while `fresh < fresh_end`, the end of the chunk
+    /// it lies in (positions of one chunk are consecutive slots): handing out fresh slots
+    /// needs no division. `fresh == fresh_end` means "work it out again".
+    fresh_slot: u32,
+    fresh_end: u64,
     /// Group commit: superseded slots to free once their epoch is durable.
     deferred: std::collections::VecDeque<(u64, u32)>,
     /// Active records per pool.
@@ -702,31 +707,36 @@ impl Inner {
         if let Some(s) = ks.free.pop() {
             return Ok(s);
         }
-        let c = u64::from(self.geo.chunk_records);
-        if ks.fresh == ks.chunks * c {
-            let chunk = shard as u64 + ks.chunks * u64::from(self.geo.shards);
-            if chunk >= self.nchunks.load(Ordering::Acquire) {
-                self.grow(chunk)?;
+        if ks.fresh == ks.fresh_end {
+            let c = u64::from(self.geo.chunk_records);
+            if ks.fresh == ks.chunks * c {
+                let chunk = shard as u64 + ks.chunks * u64::from(self.geo.shards);
+                if chunk >= self.nchunks.load(Ordering::Acquire) {
+                    self.grow(chunk)?;
+                }
+                ks.chunks += 1;
             }
-            ks.chunks += 1;
+            ks.fresh_slot = self.local_slot(shard, ks.fresh);
+            ks.fresh_end = (ks.fresh / c + 1) * c;
         }
-        let pos = ks.fresh;
+        debug_assert_eq!(ks.fresh_slot, self.local_slot(shard, ks.fresh));
+        let slot = ks.fresh_slot;
         ks.fresh += 1;
-        Ok(self.local_slot(shard, pos))
+        ks.fresh_slot += 1;
+        Ok(slot)
     }
 
     /// Prefetch the next `n` slots [`Inner::alloc_slot`] will hand out in `shard` (the tail of
     /// its free list, then never-used slots of its claimed chunks), so new records are written
     /// to lines already in the cache.
-    fn prefetch_free_slots(&self, ks: &KeyShard, shard: usize, n: usize) {
+    fn prefetch_free_slots(&self, ks: &KeyShard, n: usize) {
         let from_free = n.min(ks.free.len());
         for &slot in ks.free.iter().rev().take(from_free) {
             self.region.prefetch(self.slot_offset(slot), RECORD_SIZE);
         }
-        let claimed = ks.chunks * u64::from(self.geo.chunk_records);
-        let fresh_end = claimed.min(ks.fresh + (n - from_free) as u64);
-        for pos in ks.fresh..fresh_end {
-            let slot = self.local_slot(shard, pos);
+        // Fresh positions up to the end of the chunk `fresh` lies in: consecutive slots.
+        let fresh = ks.fresh_end.min(ks.fresh + (n - from_free) as u64) - ks.fresh;
+        for slot in ks.fresh_slot..ks.fresh_slot + fresh as u32 {
             self.region.prefetch(self.slot_offset(slot), RECORD_SIZE);
         }
     }
@@ -1843,7 +1853,7 @@ impl Inner {
                         self.rshards[rsi as usize].prefetch_bucket(rtag);
                     }
                 };
-                let fresh = |ks: &KeyShard, shard, n| self.prefetch_free_slots(ks, shard, n);
+                let fresh = |ks: &KeyShard, _, n| self.prefetch_free_slots(ks, n);
                 self.run_batch(b, ahead, fresh, |ks, shard, i, tag, probed| {
                     let req = &reqs[i];
                     let reserved_seq = seq;

@@ -240,6 +240,8 @@ fn new_key_shard() -> KeyShard {
         free: Vec::new(),
         chunks: 0,
         fresh: 0,
+        fresh_slot: 0,
+        fresh_end: 0,
         deferred: VecDeque::new(),
         active: PoolCounts::default(),
         journal: None,
@@ -565,6 +567,7 @@ fn scan(inner: &mut Inner, nchunks: u64, records: u64, report: &mut OpenReport) 
                         totals.0 += ks.records;
                         totals.1 += sh.corrupt.len() as u64;
                         ks.fresh = live.iter().rposition(|&l| l).map_or(0, |p| p as u64 + 1);
+                        ks.fresh_end = ks.fresh; // `alloc_slot` works out the slot
                         for (i, &slot) in slots.iter().enumerate().rev() {
                             if live[i] {
                                 continue;

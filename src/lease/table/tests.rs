@@ -584,7 +584,7 @@ fn a_preallocated_table_fills_without_growing() {
     };
     let t = LeaseTable::open(TableConfig {
         initial_records: 5000,
-        ..small_cfg(p)
+        ..small_cfg(p.clone())
     })
     .unwrap();
     let before = t.stats();
@@ -592,7 +592,15 @@ fn a_preallocated_table_fills_without_growing() {
     let duids = numbered_duids(5000, 4);
     let reqs: Vec<AllocRequest<'_>> = duids.iter().map(|d| req(d, 1, &pool, 10)).collect();
     let mut out = vec![None; reqs.len()];
-    t.allocate_many(&reqs, &mut out);
+    // Half, a reopen (fresh slots resume in the middle of a preallocated chunk), the rest.
+    t.allocate_many(&reqs[..2500], &mut out[..2500]);
+    drop(t);
+    let t = LeaseTable::open(TableConfig {
+        initial_records: 5000,
+        ..small_cfg(p.clone())
+    })
+    .unwrap();
+    t.allocate_many(&reqs[2500..], &mut out[2500..]);
     assert!(out.iter().all(|o| matches!(o, Some(Ok(_)))));
     let after = t.stats();
     assert_eq!(after.records, 5000);
@@ -600,6 +608,16 @@ fn a_preallocated_table_fills_without_growing() {
         (after.slots, after.index_bytes),
         (before.slots, before.index_bytes)
     );
+    // Every grant is where it was said to be, distinct, and survives another reopen.
+    drop(t);
+    let t = LeaseTable::open(small_cfg(p)).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for (r, o) in reqs.iter().zip(&out) {
+        let granted = o.clone().unwrap().unwrap();
+        let found = t.lookup(&r.key, &pool, 10).expect("lease kept");
+        assert_eq!(found.resource, granted.resource);
+        assert!(seen.insert(granted.resource), "{:?} granted twice", granted.resource);
+    }
 }
 
 #[test]
