@@ -613,7 +613,7 @@ fn a_preallocated_table_fills_without_growing() {
     let t = LeaseTable::open(small_cfg(p)).unwrap();
     let mut seen = std::collections::HashSet::new();
     for (r, o) in reqs.iter().zip(&out) {
-        let granted = o.clone().unwrap().unwrap();
+        let granted = o.unwrap().unwrap();
         let found = t.lookup(&r.key, &pool, 10).expect("lease kept");
         assert_eq!(found.resource, granted.resource);
         assert!(seen.insert(granted.resource), "{:?} granted twice", granted.resource);
