@@ -616,7 +616,11 @@ fn a_preallocated_table_fills_without_growing() {
         let granted = o.unwrap().unwrap();
         let found = t.lookup(&r.key, &pool, 10).expect("lease kept");
         assert_eq!(found.resource, granted.resource);
-        assert!(seen.insert(granted.resource), "{:?} granted twice", granted.resource);
+        assert!(
+            seen.insert(granted.resource),
+            "{:?} granted twice",
+            granted.resource
+        );
     }
 }
 
