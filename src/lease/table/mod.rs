@@ -699,7 +699,7 @@ impl Inner {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn alloc_slot(&self, ks: &mut KeyShard, shard: usize) -> Result<u32, StoreError> {
         if ks.free.is_empty() {
             self.release_deferred(ks);
