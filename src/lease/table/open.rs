@@ -131,6 +131,19 @@ pub(super) fn open(cfg: TableConfig) -> Result<LeaseTable, TableError> {
         * shards)
         .max(nchunks)
         .max(initial_chunks);
+    // Slot numbers are 32 bits and `u32::MAX` means "no slot": every slot the file may ever
+    // hold must number below it.
+    let max_slots = max_chunks.saturating_mul(u64::from(geo.chunk_records));
+    if max_slots >= u64::from(u32::MAX) {
+        return Err(TableError::Config(format!(
+            "max_records {} needs {max_slots} slots ({} shards of {}-record chunks); slot numbers \
+             are 32 bits, so at most {} slots",
+            cfg.max_records,
+            geo.shards,
+            geo.chunk_records,
+            u32::MAX - 1
+        )));
+    }
     // Make sure every page of the file has its blocks (a file copied sparse, or created by a
     // growth cut short), so stores through the mapping cannot fault on a full disk; and pre-size.
     let want = nchunks.max(initial_chunks);

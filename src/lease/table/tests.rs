@@ -625,6 +625,30 @@ fn a_preallocated_table_fills_without_growing() {
 }
 
 #[test]
+fn a_table_beyond_32_bit_slot_numbers_is_refused() {
+    // Slot numbers are 32 bits: a maximum that would need more slots is a clear error at open,
+    // not a slot number that wraps (and overwrites slot 0) once the file gets that large.
+    let p = tmp_path("slots32");
+    let err = LeaseTable::open(TableConfig {
+        max_records: 1 << 32,
+        ..small_cfg(p.clone())
+    })
+    .err()
+    .expect("refused");
+    assert!(
+        matches!(&err, TableError::Config(m) if m.contains("32 bits")),
+        "{err}"
+    );
+    // Just below the limit opens (the mapping only reserves address space).
+    let t = LeaseTable::open(TableConfig {
+        max_records: (1 << 32) - 4 * 64,
+        ..small_cfg(p)
+    })
+    .unwrap();
+    assert_eq!(t.len(), 0);
+}
+
+#[test]
 fn a_preallocation_beyond_memory_is_a_clear_error() {
     // 2^40 leases would need some 20 TiB of index memory: refused at open with a message
     // naming the setting, before the file is grown.
