@@ -474,6 +474,19 @@ fn na_hint(req: &AllocRequest<'_>) -> Option<Resource> {
     req.hint.filter(|h| h.len == 128 && req.pool.contains(*h))
 }
 
+/// The address `allocate_na` tries first for an IA_NA request (its hint, else its first hash
+/// candidate; `d` is the [`hash::duid_hash`] of its DUID); `None` for a prefix request.
+#[inline]
+fn na_first(req: &AllocRequest<'_>, d: u64) -> Option<Resource> {
+    if req.pool.ia_type != IaType::Na || req.pool.count == 0 {
+        return None;
+    }
+    na_hint(req).or_else(|| {
+        let k = hash::na_candidate(d, req.key.iaid, 0, req.pool.count);
+        req.pool.nth(k)
+    })
+}
+
 /// Can a binding with this key exist at all? (A DUID is 1..=130 bytes.)
 #[inline]
 fn valid_key(key: &BindingKey<'_>) -> bool {
@@ -1214,8 +1227,21 @@ impl Inner {
 
     fn allocate(&self, req: &AllocRequest<'_>, commit: bool) -> Result<Lease, StoreError> {
         self.check_request(req, commit)?;
-        let (ktag, shard) = self.kshard(&req.key);
+        let d = hash::duid_hash(req.key.duid);
+        let (ktag, shard) = key_slot_of(d, &req.key, self.kshards.len());
+        // The grant's cache misses overlap instead of following one another: the key's index
+        // bucket and its first candidate's resource-index bucket now (no lock: a stale guess
+        // costs a useless prefetch), the slot a new record would take once the shard is
+        // locked, all before the probe that waits for the first of them.
+        self.kshards[shard].prefetch_bucket(ktag);
+        if let Some(first) = na_first(req, d) {
+            let (rtag, rsi) = self.rshard(first);
+            self.rshards[rsi].prefetch_bucket(rtag);
+        }
         let mut ks = lock(&self.kshards[shard]);
+        if commit {
+            self.prefetch_free_slots(&ks, 1);
+        }
         self.allocate_locked(&mut ks, shard, ktag, req, commit)
     }
 
@@ -1828,20 +1854,10 @@ impl Inner {
                 self.prepare_batch(reqs.iter().map(|r| &r.key), b, false);
                 for &(_, i) in &b.unsorted[..b.len] {
                     let req = &reqs[i as usize];
-                    firsts[i as usize] = None;
-                    if req.pool.ia_type != IaType::Na || req.pool.count == 0 {
-                        continue;
-                    }
-                    // The address `allocate_na` tries first.
-                    let first = na_hint(req).or_else(|| {
-                        let d = b.duid_hashes[i as usize];
-                        let k = hash::na_candidate(d, req.key.iaid, 0, req.pool.count);
-                        req.pool.nth(k)
-                    });
-                    if let Some(res) = first {
+                    firsts[i as usize] = na_first(req, b.duid_hashes[i as usize]).map(|res| {
                         let (rtag, rsi) = self.rshard(res);
-                        firsts[i as usize] = Some((res, rtag, rsi as u32));
-                    }
+                        (res, rtag, rsi as u32)
+                    });
                 }
                 let mut seq = self.next_seq.fetch_add(b.len as u64, Ordering::Relaxed);
                 // A group ahead of its turn: its key-index buckets and its first candidates'
