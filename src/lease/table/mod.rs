@@ -739,9 +739,9 @@ impl Inner {
         Ok(slot)
     }
 
-    /// Prefetch the next `n` slots [`Inner::alloc_slot`] will hand out in `shard` (the tail of
-    /// its free list, then never-used slots of its claimed chunks), so new records are written
-    /// to lines already in the cache.
+    /// Prefetch the next `n` slots [`Inner::alloc_slot`] will hand out in the shard (the tail
+    /// of its free list, then never-used slots up to the end of the chunk it is filling), so
+    /// new records are written to lines already in the cache.
     fn prefetch_free_slots(&self, ks: &KeyShard, n: usize) {
         let from_free = n.min(ks.free.len());
         for &slot in ks.free.iter().rev().take(from_free) {
@@ -757,8 +757,8 @@ impl Inner {
     /// The slot at shard-local position `pos` of `shard`.
     #[inline]
     fn local_slot(&self, shard: usize, pos: u64) -> u32 {
-        // Positions are below slot numbers, so they fit 32 bits: a 32-bit division (this is on
-        // every grant's path, and a 64-bit one costs several times more on some cores).
+        // Positions are below slot numbers, so they fit 32 bits: a 32-bit division (a 64-bit
+        // one costs several times more on some cores).
         let pos = u32::try_from(pos).expect("slot position fits 32 bits");
         let c = self.geo.chunk_records;
         let slot = (shard as u64 + u64::from(pos / c) * u64::from(self.geo.shards)) * u64::from(c)
@@ -1242,15 +1242,18 @@ impl Inner {
         if commit {
             self.prefetch_free_slots(&ks, 1);
         }
-        self.allocate_locked(&mut ks, shard, ktag, req, commit)
+        self.allocate_locked(&mut ks, shard, ktag, d, req, commit)
     }
 
-    /// [`Inner::allocate`] of a checked request, its key shard locked.
+    /// [`Inner::allocate`] of a checked request, its key shard locked; `d` is the
+    /// [`hash::duid_hash`] of its DUID (the caller hashed the key with it).
+    #[allow(clippy::too_many_arguments)]
     fn allocate_locked(
         &self,
         ks: &mut KeyShard,
         shard: usize,
         ktag: u32,
+        d: u64,
         req: &AllocRequest<'_>,
         commit: bool,
     ) -> Result<Lease, StoreError> {
@@ -1285,23 +1288,24 @@ impl Inner {
             req.now,
         );
         match pool.ia_type {
-            IaType::Na => self.allocate_na(ks, shard, ktag, req, &mut rec, commit)?,
-            IaType::Pd => self.allocate_pd(ks, shard, ktag, req, &mut rec, commit)?,
+            IaType::Na => self.allocate_na(ks, shard, ktag, d, req, &mut rec, commit)?,
+            IaType::Pd => self.allocate_pd(ks, shard, ktag, d, req, &mut rec, commit)?,
         }
         Ok(lease_of(&rec))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn allocate_na(
         &self,
         ks: &mut KeyShard,
         shard: usize,
         ktag: u32,
+        d: u64,
         req: &AllocRequest<'_>,
         rec: &mut Record,
         commit: bool,
     ) -> Result<(), StoreError> {
         let pool = req.pool;
-        let d = hash::duid_hash(req.key.duid);
         let mut try_one = |ks: &mut KeyShard, r: Resource| -> Result<bool, StoreError> {
             if req.reserved.is_reserved(r) {
                 return Ok(false);
@@ -1335,11 +1339,13 @@ impl Inner {
         Err(StoreError::PoolExhausted(pool.id))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn allocate_pd(
         &self,
         ks: &mut KeyShard,
         shard: usize,
         ktag: u32,
+        d: u64,
         req: &AllocRequest<'_>,
         rec: &mut Record,
         commit: bool,
@@ -1381,8 +1387,7 @@ impl Inner {
             .map(|(f, _)| f)
             .filter(|&f| block_ok(&bits, f));
         if chosen.is_none() {
-            let start =
-                hash::na_candidate(hash::duid_hash(req.key.duid), req.key.iaid, 0, spec.count);
+            let start = hash::na_candidate(d, req.key.iaid, 0, spec.count);
             let mut pos = start;
             // Bounded: every step moves past one block; reservations are few.
             for _ in 0..spec.count / size + 1 {
@@ -1882,7 +1887,10 @@ impl Inner {
                                 return Ok(lease);
                             }
                         }
-                        self.allocate_locked(ks, shard, tag, req, true)
+                        // The other way (rare for addresses): the DUID hashed again, as the
+                        // batch's hashes are held by `run_batch`.
+                        let d = hash::duid_hash(req.key.duid);
+                        self.allocate_locked(ks, shard, tag, d, req, true)
                     }));
                 });
             });
@@ -2238,10 +2246,11 @@ impl LeaseTable {
     /// [`LeaseStore::allocate`] (a grant, `commit`) for a whole batch of requests (the new
     /// clients of one RX batch): `out[i]` is the grant for `reqs[i]`. Hashes every key and
     /// works out its first candidate before any lock, and prefetches a shard group's index
-    /// buckets while the group before it is granted, so the cache misses of the batch overlap. Requests with different keys may be served
-    /// in another order than given (by key shard), so two of them whose candidates collide may
-    /// get each other's address compared with one `allocate` at a time; requests with one key
-    /// are served in order. No resource is ever granted twice.
+    /// buckets while the group before it is granted, so the cache misses of the batch
+    /// overlap. Requests with different keys may be served in another order than given (by
+    /// key shard), so two of them whose candidates collide may get each other's address
+    /// compared with one `allocate` at a time; requests with one key are served in order. No
+    /// resource is ever granted twice.
     pub fn allocate_many(
         &self,
         reqs: &[AllocRequest<'_>],

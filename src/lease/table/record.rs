@@ -235,19 +235,8 @@ impl Record {
         // The address as the 16 bytes at ADDR (network order) read little-endian.
         let addr = u128::from_le_bytes(self.resource.addr.octets());
         let d = &self.duid_inline;
-        let duid_word = |at: usize| {
-            u64::from_le_bytes([
-                d[at],
-                d[at + 1],
-                d[at + 2],
-                d[at + 3],
-                d[at + 4],
-                d[at + 5],
-                d[at + 6],
-                d[at + 7],
-            ])
-        };
-        let duid_head = u64::from(u32::from_le_bytes([d[0], d[1], d[2], d[3]]));
+        let duid_word = |at: usize| rd_u64(&d[at..at + 8]);
+        let duid_head = u64::from(rd_u32(&d[0..4]));
         let (cltt, partner, seq) = (self.cltt, self.partner_expires, self.seq);
         let mut w: Words = [
             // 0..4 checksum, 4 state, 5 ia type, 6 prefix length, 7 flags.
